@@ -3,19 +3,19 @@ package mitm
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"runtime/debug"
-	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/cafilprox/cafilprox/cache"
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/rules"
 )
 
 // Response headers Cafilprox adds.
@@ -27,6 +27,42 @@ const (
 	HeaderFiltered  = "X-Cafilprox-Filtered"
 )
 
+// Event describes one served request, for metrics and the audit trail.
+type Event struct {
+	Time      time.Time
+	RequestID string
+	Client    Client
+	Method    string
+	Host      string
+	Ecosystem string
+	Package   string
+	Version   string
+	Kind      string
+	// Decision is "allow", "deny", "shadow-deny" or "pass" (not judged).
+	Decision         string
+	Rule, Reason     string
+	Cache            string // HIT, MISS, STALE, REVALIDATED, BYPASS or ""
+	Status           int
+	Bytes            int64
+	Filtered         int
+	Duration         time.Duration
+	UpstreamDuration time.Duration
+	Err              string
+}
+
+// Observer receives an Event after each request; it must not block.
+type Observer interface{ Observe(Event) }
+
+// Seen remembers when versions were first seen upstream and what they
+// pointed at (issue: re-tagged versions, untrustworthy publish times).
+type Seen interface {
+	// Observe records versions of eco/pkg seen in upstream metadata.
+	Observe(eco, pkg string, versions []classifiers.Version)
+	// Lookup returns when eco/pkg@version was first seen and whether its
+	// content reference changed since (ref "" = unknown).
+	Lookup(eco, pkg, version, ref string) (firstSeen time.Time, retagged bool)
+}
+
 // Pipeline is the http.Handler for intercepted registry requests: r.Host
 // names the registry host, r.URL.Path the path on it.
 type Pipeline struct {
@@ -34,8 +70,23 @@ type Pipeline struct {
 	Upstreams *Upstreams
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// Policy returns the current policy; nil (or a nil result) allows all.
+	Policy func() *rules.Engine
+	// Cache stores artifacts and raw metadata; nil disables caching.
+	Cache *cache.Cache
+	// MetadataTTL says how long raw metadata of an ecosystem stays fresh.
+	MetadataTTL func(eco string) time.Duration
+	// Observer, when set, receives one Event per request.
+	Observer Observer
+	// Seen, when set, tracks first-seen times and content references.
+	Seen Seen
+	// AuditBypass lets npm audit and similar endpoints through unjudged
+	// (they are KindOther already; this documents the default).
+	MaxMetadataBytes int64
 
-	proxy *httputil.ReverseProxy
+	proxy   *httputil.ReverseProxy
+	attrib  *attribution
+	started atomic.Bool
 }
 
 // Init prepares the pipeline; call once before serving.
@@ -43,34 +94,60 @@ func (p *Pipeline) Init() {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	if p.MetadataTTL == nil {
+		p.MetadataTTL = func(string) time.Duration { return 5 * time.Minute }
+	}
+	if p.MaxMetadataBytes == 0 {
+		p.MaxMetadataBytes = 512 << 20
+	}
+	p.attrib = newAttribution(100_000)
 	p.proxy = &httputil.ReverseProxy{
 		Transport:     p.Transport,
 		FlushInterval: -1, // stream every chunk as it arrives
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			target := pr.In.Context().Value(targetKey{}).(*routed)
-			pr.Out.URL = target.upstream
-			pr.Out.Host = target.upstream.Host
+			rt := routedFrom(pr.In.Context())
+			pr.Out.URL = rt.upstream
+			pr.Out.Host = rt.upstream.Host
 			pr.Out.Header.Del("Proxy-Authorization")
 			pr.Out.Header.Del(HeaderRequestID)
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			target := r.Context().Value(targetKey{}).(*routed)
-			writeUpstreamError(w, target, err)
+		ModifyResponse: func(resp *http.Response) error {
+			rt := routedFrom(resp.Request.Context())
+			rt.ev.UpstreamDuration = time.Since(rt.start)
+			return nil
 		},
-		ErrorLog: nil,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			rt := routedFrom(r.Context())
+			rt.ev.Err = err.Error()
+			writeUpstreamError(w, rt, err)
+		},
 	}
+	p.started.Store(true)
 }
 
 type targetKey struct{}
 
-// routed is one request's classification and upstream.
+// routed is one request's classification, upstream and event.
 type routed struct {
 	id       string
 	req      classifiers.Request
 	class    classifiers.Classifier
 	host     string
-	upstream *url.URL
+	real     *url.URL // the URL on the real registry
+	upstream *url.URL // where it is fetched from
+	index    *indexMode
+	client   Client
+	offline  bool // never contact upstream (policy explain --online=false)
 	start    time.Time
+	ev       *Event
+}
+
+func withTarget(ctx context.Context, rt *routed) context.Context {
+	return context.WithValue(ctx, targetKey{}, rt)
+}
+
+func routedFrom(ctx context.Context) *routed {
+	return ctx.Value(targetKey{}).(*routed)
 }
 
 // ServeHTTP classifies and serves one request.
@@ -80,38 +157,116 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = newRequestID()
 	}
 	w.Header().Set(HeaderRequestID, id)
+	cw := &countingWriter{ResponseWriter: w}
+	c := ClientFrom(r.Context())
+	host := classifiers.HostOnly(r.Host)
+	rt := &routed{id: id, host: host, client: c, start: time.Now(), index: indexFrom(r.Context())}
+	rt.ev = &Event{Time: rt.start, RequestID: id, Client: c, Method: r.Method, Host: host, Decision: "pass"}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
 			p.Logger.Error("panic serving request", "request_id", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			http.Error(w, "cafilprox: internal error (request "+id+")", http.StatusInternalServerError)
+			rt.ev.Err = fmt.Sprint("panic: ", v)
+			if !cw.wrote {
+				http.Error(cw, "cafilprox: internal error (request "+id+")", http.StatusInternalServerError)
+			}
 		}
+		p.finish(rt, cw)
 	}()
 
-	host := classifiers.HostOnly(r.Host)
-	c := ClientFrom(r.Context())
 	if c.Tunnel != "" && host != c.Tunnel {
-		http.Error(w, fmt.Sprintf("cafilprox: Host %q does not match the tunnel to %q", host, c.Tunnel), http.StatusMisdirectedRequest)
+		http.Error(cw, fmt.Sprintf("cafilprox: Host %q does not match the tunnel to %q", host, c.Tunnel), http.StatusMisdirectedRequest)
 		return
 	}
-	rt := &routed{id: id, host: host, start: time.Now()}
+	real := *r.URL
+	real.Scheme, real.Host = "https", host
+	rt.real = &real
 	if cl := p.Set.ForHost(host); cl != nil {
 		rt.class = cl
 		rt.req = cl.Classify(r)
 		rt.req.Ecosystem = cl.Ecosystem()
-		w.Header().Set(HeaderEcosystem, rt.req.Ecosystem)
 	}
-	real := *r.URL
-	real.Scheme, real.Host = "https", host
-	rt.upstream = p.Upstreams.Map(rt.req.Ecosystem, &real)
+	// Downloads whose URL does not name package and version (Composer
+	// dists, CocoaPods sources) are attributed from metadata we served.
+	if rt.req.Kind != classifiers.KindArtifact {
+		if a, ok := p.attrib.lookup(real.String()); ok {
+			rt.req = a
+			rt.class = p.Set.ForEcosystem(a.Ecosystem)
+		}
+	}
+	rt.upstream = p.Upstreams.Map(rt.req.Ecosystem, rt.real)
+	// Attributed downloads stay on their own host unless that host belongs
+	// to the ecosystem (tests point the whole ecosystem at one fake).
+	if p.Set.ForHost(host) == nil || p.Set.ForHost(host).Ecosystem() != rt.req.Ecosystem {
+		rt.upstream = p.Upstreams.Map("", rt.real)
+	}
+	if rt.req.Ecosystem != "" {
+		cw.Header().Set(HeaderEcosystem, rt.req.Ecosystem)
+	}
+	rt.ev.Ecosystem, rt.ev.Package, rt.ev.Version, rt.ev.Kind = rt.req.Ecosystem, rt.req.Package, rt.req.Version, string(rt.req.Kind)
 	r = r.WithContext(withTarget(r.Context(), rt))
-	p.proxy.ServeHTTP(w, r)
-	p.Logger.Info("request", "request_id", id, "client", c.IP, "user", c.User, "method", r.Method,
-		"host", host, "path", redactPath(r.URL.Path), "ecosystem", rt.req.Ecosystem,
-		"package", rt.req.Package, "version", rt.req.Version, "kind", rt.req.Kind,
-		"duration", time.Since(rt.start))
+
+	switch {
+	case rt.class == nil || rt.req.Kind == classifiers.KindOther || rt.req.Kind == "":
+		p.proxy.ServeHTTP(cw, r)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		p.proxy.ServeHTTP(cw, r)
+	case rt.req.ChecksumOf != "":
+		p.serveChecksum(cw, r, rt)
+	case rt.req.Kind == classifiers.KindArtifact || rt.req.Version != "":
+		p.serveVersion(cw, r, rt)
+	default:
+		p.serveMetadata(cw, r, rt)
+	}
+}
+
+// finish logs the request and hands its event to the observer.
+func (p *Pipeline) finish(rt *routed, cw *countingWriter) {
+	ev := rt.ev
+	ev.Status = cw.status
+	if ev.Status == 0 {
+		ev.Status = http.StatusOK
+	}
+	ev.Bytes = cw.n
+	ev.Duration = time.Since(rt.start)
+	attrs := []any{"request_id", ev.RequestID, "client", ev.Client.IP, "method", ev.Method, "host", ev.Host,
+		"status", ev.Status, "bytes", ev.Bytes, "duration", ev.Duration}
+	if ev.Client.User != "" {
+		attrs = append(attrs, "user", ev.Client.User)
+	}
+	if ev.Ecosystem != "" {
+		attrs = append(attrs, "ecosystem", ev.Ecosystem, "package", pkgAt(ev.Package, ev.Version), "kind", ev.Kind)
+	}
+	attrs = append(attrs, "decision", ev.Decision)
+	if ev.Rule != "" {
+		attrs = append(attrs, "rule", ev.Rule, "reason", ev.Reason)
+	}
+	if ev.Cache != "" {
+		attrs = append(attrs, "cache", ev.Cache)
+	}
+	if ev.Filtered > 0 {
+		attrs = append(attrs, "filtered", ev.Filtered)
+	}
+	if ev.Err != "" {
+		attrs = append(attrs, "err", ev.Err)
+	}
+	level := slog.LevelInfo
+	if ev.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	p.Logger.Log(context.Background(), level, "request", attrs...)
+	if p.Observer != nil {
+		p.Observer.Observe(*ev)
+	}
+}
+
+func pkgAt(pkg, ver string) string {
+	if ver == "" {
+		return pkg
+	}
+	return pkg + "@" + ver
 }
 
 func newRequestID() string {
@@ -120,30 +275,38 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// redactPath keeps paths short in logs.
-func redactPath(p string) string {
-	if len(p) > 256 {
-		return p[:256] + "…"
-	}
-	return p
+// countingWriter records status and bytes written, and passes Flush on.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	wrote  bool
 }
 
-// writeUpstreamError turns a transport failure into a clear 502 (or 504).
-func writeUpstreamError(w http.ResponseWriter, rt *routed, err error) {
-	status := http.StatusBadGateway
-	msg := err.Error()
-	var verr *tls.CertificateVerificationError
-	switch {
-	case errors.As(err, &verr):
-		msg = "upstream TLS verification failed: " + msg
-	case strings.Contains(msg, "timeout"):
-		status = http.StatusGatewayTimeout
+func (w *countingWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+		if code >= 200 {
+			w.wrote = true
+		}
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "cafilprox: cannot reach upstream %s for %s: %s (request %s)\n", rt.upstream.Host, rt.host, msg, rt.id)
+	w.ResponseWriter.WriteHeader(code)
 }
 
-func withTarget(ctx context.Context, rt *routed) context.Context {
-	return context.WithValue(ctx, targetKey{}, rt)
+func (w *countingWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.wrote = true
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }

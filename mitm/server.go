@@ -37,7 +37,7 @@ type Egress struct {
 	Allow []string
 }
 
-func (e Egress) allowed(host string) bool {
+func (e Egress) Allowed(host string) bool {
 	if !e.Deny {
 		return true
 	}
@@ -73,8 +73,9 @@ type Options struct {
 	Users  map[string]string
 	Realm  string
 	Logger *slog.Logger
-	// OnTunnel is called with +1/-1 as raw tunnels open and close (metrics).
-	OnTunnel func(delta int)
+	// OnTunnel is called when a raw tunnel opens; the function it returns
+	// is called once when the tunnel closes (metrics).
+	OnTunnel func() (closed func())
 }
 
 // Server is the forward proxy. ServeHTTP handles the forward listener;
@@ -137,8 +138,7 @@ func NewServer(o Options) *Server {
 			return nil, err
 		}
 		if o.OnTunnel != nil {
-			o.OnTunnel(1)
-			return &countedConn{Conn: c, done: func() { o.OnTunnel(-1) }}, nil
+			return &countedConn{Conn: c, done: o.OnTunnel()}, nil
 		}
 		return c, nil
 	}
@@ -147,7 +147,7 @@ func NewServer(o Options) *Server {
 		switch {
 		case o.Intercept(h):
 			return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.hijack}, host
-		case o.Egress.allowed(h):
+		case o.Egress.Allowed(h):
 			return goproxy.OkConnect, host
 		default:
 			ctx.Resp = refusal(ctx.Req, h)
@@ -214,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case s.opt.Intercept(host):
 			r.Host = r.URL.Host
 			s.opt.Handler.ServeHTTP(w, r)
-		case s.opt.Egress.allowed(host) && s.opt.Forward != nil:
+		case s.opt.Egress.Allowed(host) && s.opt.Forward != nil:
 			s.opt.Forward.ServeHTTP(w, r)
 		default:
 			resp := refusal(r, host)
@@ -266,18 +266,41 @@ func (s *Server) hijack(r *http.Request, conn net.Conn, ctx *goproxy.ProxyCtx) {
 		conn.Close()
 		return
 	}
-	s.ServeTLSConn(conn, ClientFrom(r.Context()))
+	go s.ServeTLSConn(conn, ClientFrom(r.Context()))
 }
 
 // ServeTLSConn serves a client connection that will start a TLS handshake
-// for an intercepted host. c.Tunnel names the host (used when the client
-// sends no SNI); c.IP and c.User identify the client.
+// for an intercepted host, and returns when the connection is closed.
+// c.Tunnel names the host (used when the client sends no SNI); c.IP and
+// c.User identify the client.
 func (s *Server) ServeTLSConn(conn net.Conn, c Client) {
 	if c.IP == nil {
 		c.IP = remoteIP(conn.RemoteAddr().String())
 	}
-	if !s.tlsLn.push(&interceptedConn{Conn: conn, client: c}) {
+	ic := &interceptedConn{Conn: conn, client: c, done: make(chan struct{})}
+	if !s.tlsLn.push(ic) {
 		conn.Close()
+		return
+	}
+	<-ic.done
+}
+
+// ServeTransparentHTTP serves plain HTTP that reached the transparent :80
+// listener: routed by Host like an absolute-form proxy request.
+func (s *Server) ServeTransparentHTTP(w http.ResponseWriter, r *http.Request) {
+	r.URL.Scheme, r.URL.Host = "http", r.Host
+	r = r.WithContext(WithClient(r.Context(), Client{IP: remoteIP(r.RemoteAddr)}))
+	host := classifiers.HostOnly(r.Host)
+	switch {
+	case s.opt.Intercept(host):
+		s.opt.Handler.ServeHTTP(w, r)
+	case s.opt.Egress.Allowed(host) && s.opt.Forward != nil:
+		s.opt.Forward.ServeHTTP(w, r)
+	default:
+		resp := refusal(r, host)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
 	}
 }
 
@@ -311,10 +334,19 @@ func remoteIP(addr string) net.IP {
 	return net.ParseIP(host)
 }
 
-// interceptedConn carries who the connection belongs to into ConnContext.
+// interceptedConn carries who the connection belongs to into ConnContext
+// and tells ServeTLSConn when the server is done with it.
 type interceptedConn struct {
 	net.Conn
 	client Client
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (c *interceptedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
 }
 
 // connListener is a net.Listener fed by hijacked connections.

@@ -89,9 +89,13 @@ func envVars(proxyURL, dir string) ([]kv, error) {
 		{"HTTP_PROXY", proxyURL}, {"http_proxy", proxyURL},
 		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
 		{"NODE_EXTRA_CA_CERTS", cert},
+		// npm's cafile setting (often set machine-wide) replaces Node's
+		// roots; the environment outranks user and global npmrc files.
+		{"NPM_CONFIG_CAFILE", bundle},
 		{"PIP_CERT", bundle},
 		{"REQUESTS_CA_BUNDLE", bundle},
 		{"SSL_CERT_FILE", bundle},
+		{"CURL_CA_BUNDLE", bundle},
 		{"CARGO_HTTP_CAINFO", bundle},
 		{"GIT_SSL_CAINFO", bundle},
 		{"JAVA_TOOL_OPTIONS", java},

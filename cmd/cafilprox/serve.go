@@ -8,19 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cafilprox/cafilprox/ca"
-	"github.com/cafilprox/cafilprox/classifiers"
-	"github.com/cafilprox/cafilprox/classifiers/all"
 	"github.com/cafilprox/cafilprox/config"
-	"github.com/cafilprox/cafilprox/mitm"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish on SIGTERM.
@@ -64,132 +59,55 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	printBanner(stdout, cfg, proxyLn.Addr().String(), adminLn.Addr().String(), created)
 
 	proxySrv := &http.Server{
-		Handler:           a.server,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		Handler:  a.front,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+	a.limits.ConfigureServer(proxySrv)
 	adminSrv := &http.Server{Handler: a.admin, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() { errc <- proxySrv.Serve(proxyLn) }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
+	stopExtra, err := a.startNetworkEnforcement(errc)
+	if err != nil {
+		proxySrv.Close()
+		adminSrv.Close()
+		return err
+	}
+	defer stopExtra()
 	logger.Info("cafilprox started", "listen", proxyLn.Addr().String(), "admin", adminLn.Addr().String(), "data_dir", cfg.DataDir)
 
+	ctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go a.watchConfig(ctx)
+
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("server stopped: %w", err)
-	case s := <-sigs:
-		logger.Info("shutting down", "signal", s.String(), "grace", shutdownGrace)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("server stopped: %w", err)
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				a.reload()
+				continue
+			}
+			logger.Info("shutting down", "signal", s.String(), "grace", shutdownGrace)
+			break wait
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	// Stop accepting, let in-flight requests (including those inside
 	// intercepted tunnels) finish, then close what remains.
-	errProxy := proxySrv.Shutdown(ctx)
-	errMITM := a.server.Shutdown(ctx)
-	errAdmin := adminSrv.Shutdown(ctx)
+	errProxy := proxySrv.Shutdown(sctx)
+	errMITM := a.server.Shutdown(sctx)
+	errAdmin := adminSrv.Shutdown(sctx)
 	if err := errors.Join(errProxy, errMITM, errAdmin); err != nil {
 		logger.Warn("shutdown incomplete", "err", err)
 	}
 	return nil
-}
-
-// app is everything serve wires together.
-type app struct {
-	cfg    *config.Config
-	ca     *ca.CA
-	server *mitm.Server
-	admin  http.Handler
-	close  func()
-}
-
-func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, error) {
-	hosts := map[string][]string{}
-	bases := map[string]string{}
-	var enabled []classifiers.Classifier
-	for _, cl := range all.Classifiers() {
-		e := cfg.Ecosystem(cl.Ecosystem())
-		if e.Disabled {
-			continue
-		}
-		enabled = append(enabled, cl)
-		if e.Hosts != nil {
-			hosts[e.Name] = e.Hosts
-		}
-		bases[cl.Ecosystem()] = e.Upstream
-	}
-	set, err := classifiers.NewSet(enabled, hosts)
-	if err != nil {
-		return nil, err
-	}
-	ups, err := mitm.NewUpstreams(bases)
-	if err != nil {
-		return nil, err
-	}
-	uo := mitm.UpstreamOptions{CAFile: cfg.UpstreamCAFile, Proxy: cfg.UpstreamProxy}
-	transport, err := mitm.NewTransport(uo)
-	if err != nil {
-		return nil, err
-	}
-	extra := map[string]bool{}
-	for _, h := range cfg.Egress.InterceptHosts {
-		extra[strings.ToLower(h)] = true
-	}
-	intercept := func(host string) bool { return set.ForHost(host) != nil || extra[host] }
-
-	pipeline := &mitm.Pipeline{Set: set, Upstreams: ups, Transport: transport, Logger: logger}
-	pipeline.Init()
-	issuer := ca.NewIssuer(authority, 0)
-	forward := &httputil.ReverseProxy{
-		Transport: transport,
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.Out.Header.Del("Proxy-Authorization") },
-	}
-	srv := mitm.NewServer(mitm.Options{
-		Issuer:     issuer,
-		Intercept:  intercept,
-		Handler:    pipeline,
-		Egress:     mitm.Egress{Deny: cfg.Egress.UnknownHosts == "deny", Allow: cfg.Egress.AllowHosts},
-		TunnelDial: uo.Dialer(),
-		Forward:    forward,
-		Users:      authUsers(cfg),
-		Logger:     logger,
-	})
-	return &app{
-		cfg:    cfg,
-		ca:     authority,
-		server: srv,
-		admin:  basicAdmin(authority),
-		close:  func() {},
-	}, nil
-}
-
-func authUsers(cfg *config.Config) map[string]string {
-	if cfg.Auth == nil {
-		return nil
-	}
-	return cfg.Auth.Users
-}
-
-// basicAdmin serves the endpoints every release has.
-func basicAdmin(authority *ca.CA) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"status":"ok"}`+"\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ready":true}`+"\n")
-	})
-	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		w.Write(authority.PEM())
-	})
-	return mux
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -220,16 +138,4 @@ func configFlag(cfg *config.Config) string {
 		return ""
 	}
 	return " --config " + cfg.File
-}
-
-func runPolicy(args []string, stdout, stderr io.Writer) error {
-	return errors.New("policy commands are not available in this build yet")
-}
-
-func runCache(args []string, stdout, stderr io.Writer) error {
-	return errors.New("cache commands are not available in this build yet")
-}
-
-func runAudit(args []string, stdout, stderr io.Writer) error {
-	return errors.New("audit commands are not available in this build yet")
 }

@@ -1,0 +1,354 @@
+package mitm
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/cafilprox/cafilprox/cache"
+	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/rules"
+)
+
+// filtered is a metadata document after policy.
+type filtered struct {
+	body     []byte
+	header   http.Header // upstream's stored headers
+	status   int         // upstream status; non-200 bodies are relayed unfiltered
+	cache    string
+	dropped  int
+	denied   *rules.Decision // set when the package as a whole is refused
+	policyID string
+}
+
+// serveMetadata serves a version listing with denied versions removed.
+func (p *Pipeline) serveMetadata(w http.ResponseWriter, r *http.Request, rt *routed) {
+	f, err := p.filterMetadata(r.Context(), rt, r)
+	if err != nil {
+		p.metadataError(w, rt, err)
+		return
+	}
+	if f.denied != nil {
+		p.deny(w, r, rt, *f.denied)
+		return
+	}
+	p.writeDocument(w, r, rt, f, f.body)
+}
+
+// serveChecksum answers a checksum sidecar of a rewritten document (Maven
+// maven-metadata.xml.sha1) from the filtered parent.
+func (p *Pipeline) serveChecksum(w http.ResponseWriter, r *http.Request, rt *routed) {
+	parent, err := url.Parse(rt.req.ChecksumOf)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "cafilprox: bad checksum parent URL")
+		return
+	}
+	prt := *rt
+	prt.req.ChecksumOf, prt.req.ChecksumAlgo = "", ""
+	prt.real = parent
+	prt.upstream = p.Upstreams.Map(rt.req.Ecosystem, parent)
+	f, err := p.filterMetadata(r.Context(), &prt, r)
+	if err != nil {
+		p.metadataError(w, rt, err)
+		return
+	}
+	if f.denied != nil {
+		p.deny(w, r, rt, *f.denied)
+		return
+	}
+	if f.status != http.StatusOK {
+		p.writeDocument(w, r, rt, f, f.body)
+		return
+	}
+	sum, ok := digestHex(rt.req.ChecksumAlgo, f.body)
+	if !ok {
+		writeError(w, http.StatusNotFound, "cafilprox: unsupported checksum "+rt.req.ChecksumAlgo)
+		return
+	}
+	sf := *f
+	sf.header = http.Header{"Content-Type": {"text/plain"}}
+	p.writeDocument(w, r, rt, &sf, []byte(sum))
+}
+
+func (p *Pipeline) metadataError(w http.ResponseWriter, rt *routed, err error) {
+	rt.ev.Err = err.Error()
+	if errors.Is(err, classifiers.ErrMalformed) {
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("cafilprox: upstream %s sent metadata for %s that cannot be read: %v (request %s)",
+			rt.upstream.Host, rt.req.Package, err, rt.id))
+		return
+	}
+	writeUpstreamError(w, rt, err)
+}
+
+// filterMetadata fetches, parses and filters one metadata document.
+func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Request) (*filtered, error) {
+	pol := p.policy()
+	if pol != nil && rt.req.Package != "" {
+		// A package refused as a whole (internal name, every version
+		// malicious, blocked package) is refused, not shown empty.
+		if d := pol.Decide(rt.subject("")); !d.Allow {
+			rt.record(d)
+			return &filtered{denied: &d}, nil
+		}
+	}
+	key := cache.Key(rt.req.Ecosystem, rt.req.Package, "", rt.req.Variant, rt.real.String())
+	doc, err := p.getDocument(ctx, rt, key, rt.upstream, r.Header)
+	if err != nil {
+		return nil, err
+	}
+	rt.ev.Cache = doc.cache
+	f := &filtered{body: doc.body, header: doc.header, status: doc.status, cache: doc.cache}
+	if doc.status != http.StatusOK {
+		return f, nil
+	}
+	md, err := rt.class.Parse(rt.req, doc.body)
+	if err != nil {
+		return nil, err
+	}
+	if md != nil {
+		p.remember(rt, md)
+	}
+	if pol == nil {
+		return f, nil
+	}
+	f.policyID = pol.Hash()
+	rt.ev.Decision = "allow"
+
+	// CocoaPods shards list many pods: judge each line on its own.
+	if sf, ok := rt.class.(shardFilter); ok && rt.req.Package == "" {
+		out, err := sf.FilterShard(doc.body, func(pod, version string) bool {
+			s := rt.subject(version)
+			s.Package = pod
+			keep := pol.Decide(s).Allow
+			if !keep {
+				f.dropped++
+			}
+			return keep
+		})
+		if err != nil {
+			return nil, err
+		}
+		f.body = out
+		return f, nil
+	}
+	if md == nil || rt.req.Package == "" {
+		return f, nil
+	}
+	if pol.NeedsFacts(rt.req.Ecosystem) && lacksFacts(md) {
+		facts, err := p.facts(ctx, rt)
+		if err != nil {
+			p.Logger.Warn("version facts unavailable; judging without them", "request_id", rt.id, "package", rt.req.Package, "err", err)
+		} else {
+			merge(md, facts)
+		}
+	}
+	keep := p.keeper(pol, rt, md)
+	for _, v := range md.Versions {
+		if !keep(v.Version) {
+			f.dropped++
+		}
+	}
+	if lb, ok := rt.class.(classifiers.LatestBuilder); ok && rt.req.Variant == "latest" {
+		if md.Latest != "" && keep(md.Latest) {
+			return f, nil
+		}
+		facts, err := p.facts(ctx, rt)
+		if err != nil {
+			return nil, err
+		}
+		merge(facts, md)
+		out, err := lb.BuildLatest(rt.req, facts, keep)
+		if errors.Is(err, classifiers.ErrNoAllowedVersion) {
+			d := noVersionDecision(rt)
+			return &filtered{denied: &d}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.body = out
+		return f, nil
+	}
+	if f.dropped == 0 {
+		return f, nil
+	}
+	out, err := rt.class.Filter(rt.req, doc.body, keep)
+	if errors.Is(err, classifiers.ErrNoAllowedVersion) {
+		d := noVersionDecision(rt)
+		return &filtered{denied: &d}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.body = out
+	return f, nil
+}
+
+// keeper returns the per-version decision for filtering, with first-seen
+// facts when tracked.
+func (p *Pipeline) keeper(pol *rules.Engine, rt *routed, md *classifiers.Metadata) func(string) bool {
+	c := rules.Client{IP: rt.client.IP, User: rt.client.User}
+	if p.Seen == nil {
+		return pol.Keep(rt.req.Ecosystem, rt.req.Package, md, c)
+	}
+	refs := map[string]string{}
+	for i := range md.Versions {
+		refs[md.Versions[i].Version] = ContentRef(rt.req.Ecosystem, &md.Versions[i])
+	}
+	return pol.KeepWith(rt.req.Ecosystem, rt.req.Package, md, c, func(v string) (time.Time, bool) {
+		return p.Seen.Lookup(rt.req.Ecosystem, rt.req.Package, v, refs[v])
+	})
+}
+
+func noVersionDecision(rt *routed) rules.Decision {
+	return rules.Decision{Rule: "policy", Reason: "no version of " + rt.req.Package + " is allowed by policy"}
+}
+
+// remember records first-seen facts and download attributions.
+func (p *Pipeline) remember(rt *routed, md *classifiers.Metadata) {
+	if p.Seen != nil && rt.req.Package != "" && len(md.Versions) > 0 {
+		p.Seen.Observe(rt.req.Ecosystem, rt.req.Package, md.Versions)
+	}
+	pkg := md.Package
+	if pkg == "" {
+		pkg = rt.req.Package
+	}
+	for _, v := range md.Versions {
+		for _, u := range v.ArtifactURLs {
+			p.attrib.add(u, classifiers.Request{Ecosystem: rt.req.Ecosystem, Package: pkg, Version: v.Version, Kind: classifiers.KindArtifact})
+		}
+	}
+}
+
+// shardFilter is implemented by classifiers whose metadata lists many
+// packages (CocoaPods shards).
+type shardFilter interface {
+	FilterShard(body []byte, keep func(pkg, version string) bool) ([]byte, error)
+}
+
+// lacksFacts reports whether parsed metadata has no publish times at all.
+func lacksFacts(md *classifiers.Metadata) bool {
+	for _, v := range md.Versions {
+		if !v.Published.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// merge fills facts missing in md from extra, version by version.
+func merge(md, extra *classifiers.Metadata) {
+	if md == nil || extra == nil {
+		return
+	}
+	for i := range md.Versions {
+		v := &md.Versions[i]
+		e := extra.Version(v.Version)
+		if e == nil {
+			continue
+		}
+		if v.Published.IsZero() {
+			v.Published = e.Published
+		}
+		v.Yanked = v.Yanked || e.Yanked
+		v.Provenance = v.Provenance || e.Provenance
+		v.HasInstallScript = v.HasInstallScript || e.HasInstallScript
+		if v.Publisher == "" {
+			v.Publisher = e.Publisher
+		}
+		if v.License == "" {
+			v.License = e.License
+		}
+		if v.Integrity == "" {
+			v.Integrity = e.Integrity
+		}
+		if v.Ref == "" {
+			v.Ref = e.Ref
+		}
+	}
+	if md.Latest == "" {
+		md.Latest = extra.Latest
+	}
+}
+
+// writeDocument sends a (possibly rewritten) metadata document with fresh
+// validators: its own ETag from the body and the policy, and no upstream
+// digests that no longer describe it.
+func (p *Pipeline) writeDocument(w http.ResponseWriter, r *http.Request, rt *routed, f *filtered, body []byte) {
+	if rt.index != nil && f.status == http.StatusOK {
+		if ir, ok := rt.class.(classifiers.IndexRewriter); ok {
+			out, err := ir.RewriteIndex(rt.req, body, rt.index.base)
+			if err != nil {
+				p.metadataError(w, rt, err)
+				return
+			}
+			body = out
+		}
+	}
+	h := w.Header()
+	copyHeader(h, f.header)
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Digest", "Repr-Digest", "Content-Digest",
+		"Content-Md5", "X-Checksum-Sha1", "X-Checksum-Md5", "X-Checksum-Sha256", "X-Checksum-Sha512", "Accept-Ranges", "Content-Range"} {
+		h.Del(k)
+	}
+	if f.cache != "" {
+		h.Set(HeaderCache, f.cache)
+	}
+	if f.status == http.StatusOK {
+		if rt.req.Ecosystem == classifiers.RubyGems {
+			// Bundler's compact index expects the ETag to be the MD5 of the body.
+			sum := md5.Sum(body)
+			h.Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		} else {
+			sum := sha256.Sum256(append(body, f.policyID...))
+			h.Set("ETag", `"cfp-`+hex.EncodeToString(sum[:12])+`"`)
+		}
+		h.Set("Repr-Digest", reprDigest(body))
+		h.Set(HeaderFiltered, strconv.Itoa(f.dropped))
+		if rt.ev.Decision == "pass" && p.policy() != nil {
+			rt.ev.Decision = "allow"
+		}
+		rt.ev.Filtered = f.dropped
+		if etagMatch(r.Header.Get("If-None-Match"), h.Get("ETag")) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(f.status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// writeError writes a plain-text error.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, msg)
+}
+
+// writeUpstreamError turns a transport failure into a clear 502 (or 504).
+func writeUpstreamError(w http.ResponseWriter, rt *routed, err error) {
+	status := http.StatusBadGateway
+	msg := err.Error()
+	var verr interface{ Unwrap() error }
+	_ = verr
+	switch {
+	case isCertError(err):
+		msg = "upstream TLS verification failed: " + msg
+	case isTimeout(err):
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, status, fmt.Sprintf("cafilprox: cannot reach upstream %s for %s: %s (request %s)", rt.upstream.Host, rt.host, msg, rt.id))
+}
+
+var _ = json.Valid
