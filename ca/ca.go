@@ -27,9 +27,9 @@ import (
 const (
 	CertFile       = "ca.pem"
 	KeyFile        = "ca-key.pem"
-	BundleFile     = "ca-bundle.pem"   // system roots + our CA
-	TrustStoreFile = "truststore.p12"  // PKCS#12 trust store for Java
-	TrustStorePass = "changeit"        // the JVM's conventional trust store password
+	BundleFile     = "ca-bundle.pem"  // system roots + our CA
+	TrustStoreFile = "truststore.p12" // PKCS#12 trust store for Java
+	TrustStorePass = "changeit"       // the JVM's conventional trust store password
 	rootValidity   = 10 * 365 * 24 * time.Hour
 )
 
