@@ -100,6 +100,10 @@ type Version struct {
 	// Integrity is the registry-published digest of the artifact as
 	// "<algo>:<lower-case hex>", algo one of md5, sha1, sha256, sha512.
 	Integrity string
+	// FileDigests maps artifact file names to their published digests
+	// ("<algo>:<hex>") where a version has several files (PyPI wheels and
+	// sdists); nil when the registry has one artifact per version.
+	FileDigests map[string]string
 	// Ref identifies the content the version points at where the registry
 	// lets it move (Composer dist reference, CocoaPods source tag/commit);
 	// used to detect re-tagged versions.

@@ -88,6 +88,7 @@ type S3 struct {
 	AccessKey string `hcl:"access_key,optional"` // default env AWS_ACCESS_KEY_ID
 	SecretKey string `hcl:"secret_key,optional"` // default env AWS_SECRET_ACCESS_KEY
 	Insecure  bool   `hcl:"insecure,optional"`   // plain http endpoint
+	CAFile    string `hcl:"ca_file,optional"`    // extra CA for a TLS endpoint
 }
 
 // Ecosystem overrides one ecosystem's upstream and settings.
@@ -318,6 +319,11 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Egress.UnknownHosts == "" {
 		c.Egress.UnknownHosts = "tunnel"
+	}
+	if c.Egress.InterceptHosts == nil {
+		// Composer dists are downloaded from GitHub's API hosts; decrypting
+		// them lets the pipeline judge dists attributed from metadata.
+		c.Egress.InterceptHosts = []string{"api.github.com", "codeload.github.com"}
 	}
 	if c.Cache == nil {
 		c.Cache = &Cache{}

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,12 @@ func (rt *routed) record(d rules.Decision) {
 // version is judged as a whole before any upstream byte is fetched.
 func (p *Pipeline) serveVersion(w http.ResponseWriter, r *http.Request, rt *routed) {
 	ctx := r.Context()
+	if rt.req.Kind == classifiers.KindArtifact && rt.req.Version == "" && p.policy() != nil {
+		// An artifact whose version cannot be read from its URL cannot be
+		// judged; serving it would bypass every version rule.
+		p.deny(w, r, rt, rules.Decision{Rule: "unattributed", Reason: "the artifact's version cannot be determined from its URL"})
+		return
+	}
 	var expect string
 	if pol := p.policy(); pol != nil || rt.req.Kind == classifiers.KindArtifact {
 		md, err := p.facts(ctx, rt)
@@ -67,6 +74,9 @@ func (p *Pipeline) serveVersion(w http.ResponseWriter, r *http.Request, rt *rout
 		facts := md.Version(rt.req.Version)
 		if facts != nil && rt.req.Kind == classifiers.KindArtifact {
 			expect = facts.Integrity
+			if d, ok := facts.FileDigests[path.Base(rt.real.Path)]; ok {
+				expect = d
+			}
 		}
 		if pol != nil {
 			s := rt.subject(rt.req.Version)
@@ -137,7 +147,9 @@ func (p *Pipeline) serveCached(w http.ResponseWriter, r *http.Request, rt *route
 	h := w.Header()
 	copyHeader(h, res.Info.Header)
 	h.Set(HeaderCache, res.Status)
-	if res.Info.Size > 0 && res.Status != "MISS" {
+	if res.Info.Size > 0 {
+		// On a MISS this is upstream's length: a truncated download then
+		// shows as truncated to the client too.
 		h.Set("Content-Length", strconv.FormatInt(res.Info.Size, 10))
 	}
 	status := res.Info.Status

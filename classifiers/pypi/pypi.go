@@ -294,6 +294,12 @@ func (*Classifier) Parse(req classifiers.Request, body []byte) (*classifiers.Met
 		}
 		// One integrity per version only makes sense for a single file;
 		// per-file digests are available through Files.
+		if f.SHA256 != "" && f.Filename != "" {
+			if v.FileDigests == nil {
+				v.FileDigests = map[string]string{}
+			}
+			v.FileDigests[f.Filename] = "sha256:" + f.SHA256
+		}
 		if nfiles[f.Version] == 1 && f.SHA256 != "" {
 			v.Integrity = "sha256:" + f.SHA256
 		} else {

@@ -133,6 +133,7 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 		MetadataTTL:  config.Duration(cfg.Cache.MetadataTTL, 5*time.Minute),
 		NegativeTTL:  config.Duration(cfg.Cache.NegativeTTL, time.Minute),
 		StaleIfError: config.Duration(cfg.Cache.StaleIfError, 72*time.Hour),
+		SpoolDir:     spoolDirFor(cfg),
 		Logger:       logger,
 	})
 	if err != nil {
@@ -228,7 +229,18 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 	return a, nil
 }
 
+// spoolDirFor is where downloads spool for backends that are not local.
+func spoolDirFor(cfg *config.Config) string {
+	if cfg.Cache.Backend == "s3" {
+		return spoolDir(cfg)
+	}
+	return ""
+}
+
 func (a *app) close() {
+	if a.cache != nil {
+		a.cache.WaitIdle()
+	}
 	if a.feedStop != nil {
 		a.feedStop()
 	}
