@@ -135,3 +135,18 @@ func TestSplitNameVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestExamplesThroughFullConfig loads every example the way serve does
+// (config package for the settings, rules for the policy) and runs its tests.
+func TestExamplesThroughFullConfig(t *testing.T) {
+	files, _ := filepath.Glob("../../hcl-examples/*.hcl")
+	if len(files) < 7 {
+		t.Fatalf("got %d examples, want at least 7", len(files))
+	}
+	for _, f := range files {
+		code, out, e := runCLI(t, "policy", "test", f)
+		if code != 0 || !strings.Contains(out, " 0 failed") {
+			t.Errorf("%s: exit %d\n%s%s", f, code, out, e)
+		}
+	}
+}
