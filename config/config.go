@@ -101,6 +101,10 @@ type Ecosystem struct {
 	MetadataTTL string   `hcl:"metadata_ttl,optional"`
 	MinAge      string   `hcl:"min_age,optional"`
 	Disabled    bool     `hcl:"disabled,optional"` // do not intercept this ecosystem
+	// Audit says what happens to npm audit requests (/-/npm/v1/security/...):
+	// "pass" (default) forwards them, "deny" refuses them (keeps the
+	// dependency list inside the network).
+	Audit string `hcl:"audit,optional"`
 }
 
 // Auth requires proxy basic authentication when set.
@@ -275,6 +279,9 @@ func (c *Config) validate(body hcl.Body) hcl.Diagnostics {
 			if err := checkURL(e.Upstream); err != nil {
 				blockErr("ecosystem", e.Name, "Invalid upstream", err.Error())
 			}
+		}
+		if e.Audit != "" && e.Audit != "pass" && e.Audit != "deny" {
+			blockErr("ecosystem", e.Name, "Invalid audit", `must be "pass" or "deny"`)
 		}
 		for _, d := range []struct{ n, v string }{{"metadata_ttl", e.MetadataTTL}, {"min_age", e.MinAge}} {
 			if _, err := ParseDuration(d.v); d.v != "" && err != nil {

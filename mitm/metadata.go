@@ -352,3 +352,22 @@ func writeUpstreamError(w http.ResponseWriter, rt *routed, err error) {
 }
 
 var _ = json.Valid
+
+func isIndexRewriter(c classifiers.Classifier) bool {
+	_, ok := c.(classifiers.IndexRewriter)
+	return ok
+}
+
+// serveRewrittenOther serves an unfiltered document whose absolute URLs
+// must point at the proxy in index-URL mode (cargo config.json, Composer
+// packages.json).
+func (p *Pipeline) serveRewrittenOther(w http.ResponseWriter, r *http.Request, rt *routed) {
+	key := cache.Key(rt.req.Ecosystem, rt.req.Package, rt.req.Version, "other "+rt.req.Variant, rt.real.String())
+	doc, err := p.getDocument(r.Context(), rt, key, rt.upstream, r.Header)
+	if err != nil {
+		p.metadataError(w, rt, err)
+		return
+	}
+	rt.ev.Cache = doc.cache
+	p.writeDocument(w, r, rt, &filtered{body: doc.body, header: doc.header, status: doc.status, cache: doc.cache}, doc.body)
+}

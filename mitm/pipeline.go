@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +81,10 @@ type Pipeline struct {
 	Observer Observer
 	// Seen, when set, tracks first-seen times and content references.
 	Seen Seen
-	// AuditBypass lets npm audit and similar endpoints through unjudged
-	// (they are KindOther already; this documents the default).
+	// DenyAudit refuses npm audit requests instead of passing them upstream.
+	DenyAudit bool
+	// MaxMetadataBytes bounds a metadata document read for filtering
+	// (default 512 MiB).
 	MaxMetadataBytes int64
 
 	proxy   *httputil.ReverseProxy
@@ -209,6 +212,10 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(withTarget(r.Context(), rt))
 
 	switch {
+	case p.DenyAudit && rt.req.Ecosystem == classifiers.NPM && strings.HasPrefix(rt.real.Path, "/-/npm/v1/security/"):
+		p.deny(cw, r, rt, rules.Decision{Rule: "audit", Reason: "npm audit requests are not forwarded (ecosystem \"npm\" { audit = \"deny\" })"})
+	case rt.index != nil && rt.req.Kind == classifiers.KindOther && isIndexRewriter(rt.class) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		p.serveRewrittenOther(cw, r, rt)
 	case rt.class == nil || rt.req.Kind == classifiers.KindOther || rt.req.Kind == "":
 		p.proxy.ServeHTTP(cw, r)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:

@@ -167,8 +167,9 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 			}
 			return config.Duration(cfg.Cache.MetadataTTL, 5*time.Minute)
 		},
-		Observer: observer{m: a.metrics, audit: a.audit},
-		Seen:     seen,
+		Observer:  observer{m: a.metrics, audit: a.audit},
+		DenyAudit: cfg.Ecosystem("npm").Audit == "deny",
+		Seen:      seen,
 	}
 	pipeline.Init()
 	a.pipe = pipeline

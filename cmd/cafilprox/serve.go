@@ -16,6 +16,7 @@ import (
 
 	"github.com/cafilprox/cafilprox/ca"
 	"github.com/cafilprox/cafilprox/config"
+	"github.com/cafilprox/cafilprox/logx"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish on SIGTERM.
@@ -110,15 +111,18 @@ wait:
 	return nil
 }
 
+// newLogger builds the process logger; attributes naming secrets
+// (passwords, tokens, Authorization) are redacted by logx.
 func newLogger(format string, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	level := slog.LevelInfo
 	if os.Getenv("CAFILPROX_DEBUG") != "" {
-		opts.Level = slog.LevelDebug
+		level = slog.LevelDebug
 	}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	l, err := logx.NewLogger(format, w, level)
+	if err != nil {
+		l, _ = logx.NewLogger("text", w, level)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return l
 }
 
 // printBanner tells a person how to point clients at the proxy.
