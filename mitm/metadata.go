@@ -160,10 +160,12 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 		if md.Latest != "" && keep(md.Latest) {
 			return f, nil
 		}
-		facts, err := p.facts(ctx, rt)
+		shared, err := p.facts(ctx, rt)
 		if err != nil {
 			return nil, err
 		}
+		// Facts are shared between requests: merge into a copy.
+		facts := &classifiers.Metadata{Package: shared.Package, Latest: shared.Latest, Versions: append([]classifiers.Version(nil), shared.Versions...)}
 		merge(facts, md)
 		out, err := lb.BuildLatest(rt.req, facts, keep)
 		if errors.Is(err, classifiers.ErrNoAllowedVersion) {

@@ -89,6 +89,7 @@ type Pipeline struct {
 
 	proxy   *httputil.ReverseProxy
 	attrib  *attribution
+	memo    *factsMemo
 	started atomic.Bool
 }
 
@@ -104,6 +105,7 @@ func (p *Pipeline) Init() {
 		p.MaxMetadataBytes = 512 << 20
 	}
 	p.attrib = newAttribution(100_000)
+	p.memo = newFactsMemo(4096)
 	p.proxy = &httputil.ReverseProxy{
 		Transport:     p.Transport,
 		FlushInterval: -1, // stream every chunk as it arrives

@@ -268,6 +268,22 @@ func (p *Pipeline) facts(ctx context.Context, rt *routed) (*classifiers.Metadata
 	if rt.class == nil {
 		return nil, nil
 	}
+	memoKey := rt.req.Ecosystem + "\x00" + rt.req.Package + "\x00" + rt.req.Version + "\x00" + rt.req.Variant
+	if md, ok := p.memo.get(memoKey, time.Now()); ok && !rt.offline {
+		return md, nil
+	}
+	md, err := p.fetchFacts(ctx, rt)
+	if err == nil && md != nil && !rt.offline {
+		p.memo.put(memoKey, md, time.Now().Add(min(p.MetadataTTL(rt.req.Ecosystem), factsMemoTTL)))
+	}
+	return md, err
+}
+
+// factsMemoTTL bounds how long parsed facts are reused without looking at
+// the (cached) metadata again.
+const factsMemoTTL = time.Minute
+
+func (p *Pipeline) fetchFacts(ctx context.Context, rt *routed) (*classifiers.Metadata, error) {
 	f := classifiers.FetcherFunc(func(ctx context.Context, raw string, h http.Header) ([]byte, http.Header, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
