@@ -164,6 +164,9 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 		if err != nil {
 			return nil, err
 		}
+		if shared == nil {
+			shared = &classifiers.Metadata{}
+		}
 		// Facts are shared between requests: merge into a copy.
 		facts := &classifiers.Metadata{Package: shared.Package, Latest: shared.Latest, Versions: append([]classifiers.Version(nil), shared.Versions...)}
 		merge(facts, md)
