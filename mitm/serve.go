@@ -292,7 +292,16 @@ func (p *Pipeline) fetchFacts(ctx context.Context, rt *routed) (*classifiers.Met
 		if h == nil {
 			h = http.Header{}
 		}
-		key := cache.Key(rt.req.Ecosystem, rt.req.Package, "", "facts "+h.Get("Accept"), raw)
+		// Classify the document like a client request so that facts and
+		// clients asking for the same representation share one cache entry.
+		variant, version := "facts "+h.Get("Accept"), ""
+		if hr, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil); err == nil {
+			hr.Header = h
+			if c := rt.class.Classify(hr); c.Kind == classifiers.KindMetadata && c.Package == rt.req.Package {
+				variant, version = c.Variant, c.Version
+			}
+		}
+		key := cache.Key(rt.req.Ecosystem, rt.req.Package, version, variant, raw)
 		d, err := p.getDocument(ctx, rt, key, p.Upstreams.Map(rt.req.Ecosystem, u), h)
 		if err != nil {
 			return nil, nil, err
