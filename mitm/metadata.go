@@ -317,6 +317,9 @@ func (p *Pipeline) writeDocument(w http.ResponseWriter, r *http.Request, rt *rou
 		}
 		h.Set("Repr-Digest", reprDigest(body))
 		h.Set(HeaderFiltered, strconv.Itoa(f.dropped))
+		if f.policyID != "" {
+			h.Set(HeaderDecision, "allow")
+		}
 		if rt.ev.Decision == "pass" && p.policy() != nil {
 			rt.ev.Decision = "allow"
 		}
