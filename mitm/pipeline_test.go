@@ -140,6 +140,11 @@ func newPipelineHarness(t *testing.T) *pipelineHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// Background saves finish before the store's directory goes away.
+		c.WaitIdle()
+		store.Close()
+	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := &Pipeline{Set: set, Upstreams: ups, Transport: tr, Logger: logger, Cache: c,
 		Policy:      func() *rules.Engine { return pol },
