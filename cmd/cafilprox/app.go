@@ -56,6 +56,8 @@ type app struct {
 	policyErr atomic.Pointer[string]
 	reloadMu  sync.Mutex
 	feedStop  context.CancelFunc
+	feedMu    sync.Mutex
+	feeds     map[string]openFeed // by feed name, reused across reloads
 
 	closers []func()
 }
@@ -287,11 +289,43 @@ func (a *app) compilePolicy(cfg *config.Config) (*rules.Engine, error) {
 		DataDir:   filepath.Join(cfg.DataDir, "feeds"),
 		Typosquat: typosquat.Default(),
 		Source:    src,
+		OpenFeed:  a.openFeed,
 	})
 	if diags.HasErrors() {
 		return nil, &config.Error{Diags: diags, Files: cfg.Files}
 	}
 	return eng, nil
+}
+
+// openFeed is one loaded feed and the settings it was opened with.
+type openFeed struct {
+	cfg  feed.Config
+	feed *feed.Feed
+}
+
+// openFeed reuses a feed whose block did not change, so a policy reload
+// does not reload a 200k-record feed (its own refresh loop keeps it fresh).
+func (a *app) openFeed(ctx context.Context, fc feed.Config) (*feed.Feed, error) {
+	a.feedMu.Lock()
+	defer a.feedMu.Unlock()
+	same := func(x, y feed.Config) bool {
+		return x.Name == y.Name && x.Type == y.Type && x.Path == y.Path && x.URL == y.URL && x.Refresh == y.Refresh && x.DataDir == y.DataDir
+	}
+	if of, ok := a.feeds[fc.Name]; ok && same(of.cfg, fc) {
+		return of.feed, nil
+	}
+	if fc.Logger == nil {
+		fc.Logger = a.logger
+	}
+	f, err := feed.Open(ctx, fc)
+	if err != nil {
+		return nil, err
+	}
+	if a.feeds == nil {
+		a.feeds = map[string]openFeed{}
+	}
+	a.feeds[fc.Name] = openFeed{cfg: fc, feed: f}
+	return f, nil
 }
 
 // setPolicy installs a compiled policy and (re)starts its feeds' refresh.
