@@ -17,9 +17,9 @@ go vet ./...
 go vet -tags e2e ./e2e/...
 
 echo "== unit tests (race detector on concurrent packages)"
-race_pkgs=(./ca/... ./mitm/... ./cache/... ./audit/... ./limits/... ./dnsredirect/... ./transparent/... ./rules/feed/...)
+race_pkgs=(./ca/... ./mitm/... ./cache/... ./audit/... ./limits/... ./dnsredirect/... ./transparent/... ./rules/feed/... ./cmd/...)
 go test -race -count=1 "${race_pkgs[@]}"
-go test -count=1 $(go list ./... | grep -v -E '/(ca|mitm|cache|audit|limits|dnsredirect|transparent)(/|$)|/rules/feed$|/e2e$')
+go test -count=1 $(go list ./... | grep -v -E "/(ca|mitm|cache|audit|limits|dnsredirect|transparent|cmd)(/|\$)|/rules/feed\$|/e2e\$|/bench(/|\$)")
 
 echo "== end-to-end tests with real clients"
 go test -tags e2e -count=1 -timeout 60m ./e2e/...
