@@ -105,6 +105,10 @@ type Ecosystem struct {
 	// "pass" (default) forwards them, "deny" refuses them (keeps the
 	// dependency list inside the network).
 	Audit string `hcl:"audit,optional"`
+	// InternalUpstream, when set, serves names matched by the policy's
+	// internal block from this private registry instead of refusing them
+	// (dependency confusion: internal names never reach the public one).
+	InternalUpstream string `hcl:"internal_upstream,optional"`
 }
 
 // Auth requires proxy basic authentication when set.
@@ -275,9 +279,12 @@ func (c *Config) validate(body hcl.Body) hcl.Diagnostics {
 			blockErr("ecosystem", e.Name, "Duplicate ecosystem block", e.Name+" is configured twice")
 		}
 		seen[e.Name] = true
-		if e.Upstream != "" {
-			if err := checkURL(e.Upstream); err != nil {
-				blockErr("ecosystem", e.Name, "Invalid upstream", err.Error())
+		for _, u := range []struct{ n, v string }{{"upstream", e.Upstream}, {"internal_upstream", e.InternalUpstream}} {
+			if u.v == "" {
+				continue
+			}
+			if err := checkURL(u.v); err != nil {
+				blockErr("ecosystem", e.Name, "Invalid "+u.n, err.Error())
 			}
 		}
 		if e.Audit != "" && e.Audit != "pass" && e.Audit != "deny" {

@@ -81,6 +81,9 @@ type Pipeline struct {
 	Observer Observer
 	// Seen, when set, tracks first-seen times and content references.
 	Seen Seen
+	// Internal maps ecosystems to private registries that serve the names
+	// the policy's internal block matches; nil or missing = refuse them.
+	Internal *Upstreams
 	// DenyAudit refuses npm audit requests instead of passing them upstream.
 	DenyAudit bool
 	// MaxMetadataBytes bounds a metadata document read for filtering
@@ -213,6 +216,14 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.ev.Ecosystem, rt.ev.Package, rt.ev.Version, rt.ev.Kind = rt.req.Ecosystem, rt.req.Package, rt.req.Version, string(rt.req.Kind)
 	r = r.WithContext(withTarget(r.Context(), rt))
 
+	if p.routeInternal(rt) {
+		// Dependency confusion guard: an internal name is fetched only from
+		// the private registry, never judged against the public one.
+		rt.ev.Decision, rt.ev.Rule = "allow", "internal"
+		cw.Header().Set(HeaderDecision, "internal")
+		p.proxy.ServeHTTP(cw, r)
+		return
+	}
 	switch {
 	case p.DenyAudit && rt.req.Ecosystem == classifiers.NPM && strings.HasPrefix(rt.real.Path, "/-/npm/v1/security/"):
 		p.deny(cw, r, rt, rules.Decision{Rule: "audit", Reason: "npm audit requests are not forwarded (ecosystem \"npm\" { audit = \"deny\" })"})
@@ -318,4 +329,18 @@ func (w *countingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// routeInternal points rt at the private registry when its package is an
+// internal name and one is configured for the ecosystem.
+func (p *Pipeline) routeInternal(rt *routed) bool {
+	pol := p.policy()
+	if p.Internal == nil || pol == nil || rt.req.Package == "" || !p.Internal.Configured(rt.req.Ecosystem) {
+		return false
+	}
+	if !pol.Internal(rt.req.Ecosystem, rt.req.Package) {
+		return false
+	}
+	rt.upstream = p.Internal.Map(rt.req.Ecosystem, rt.real)
+	return true
 }

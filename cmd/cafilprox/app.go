@@ -74,6 +74,7 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 	// Registries and where they are fetched from.
 	hosts := map[string][]string{}
 	bases := map[string]string{}
+	internalBases := map[string]string{}
 	var enabled []classifiers.Classifier
 	for _, cl := range all.Classifiers() {
 		e := cfg.Ecosystem(cl.Ecosystem())
@@ -85,12 +86,17 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 			hosts[e.Name] = e.Hosts
 		}
 		bases[cl.Ecosystem()] = e.Upstream
+		internalBases[cl.Ecosystem()] = e.InternalUpstream
 	}
 	set, err := classifiers.NewSet(enabled, hosts)
 	if err != nil {
 		return nil, err
 	}
 	a.set = set
+	internalUps, err := mitm.NewUpstreams(internalBases)
+	if err != nil {
+		return nil, err
+	}
 	ups, err := mitm.NewUpstreams(bases)
 	if err != nil {
 		return nil, err
@@ -161,8 +167,9 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 	}
 	pipeline := &mitm.Pipeline{
 		Set: set, Upstreams: ups, Transport: transport, Logger: logger,
-		Policy: a.policy.Load,
-		Cache:  a.cache,
+		Policy:   a.policy.Load,
+		Cache:    a.cache,
+		Internal: internalUps,
 		MetadataTTL: func(eco string) time.Duration {
 			if d, ok := ttls[eco]; ok {
 				return d

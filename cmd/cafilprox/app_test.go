@@ -35,7 +35,7 @@ type appHarness struct {
 
 const tarball = "tarball of left-pad 1.3.0"
 
-func newAppHarness(t *testing.T, policy string) *appHarness {
+func newAppHarness(t *testing.T, policy string, ecoExtra ...string) *appHarness {
 	t.Helper()
 	sum := sha512.Sum512([]byte(tarball))
 	integrity := "sha512-" + base64.StdEncoding.EncodeToString(sum[:])
@@ -64,9 +64,12 @@ func newAppHarness(t *testing.T, policy string) *appHarness {
 data_dir         = %q
 upstream_ca_file = %q
 admin { token = "s3cret" }
-ecosystem "npm" { upstream = %q }
+ecosystem "npm" {
+  upstream = %q
+  %s
+}
 %s
-`, filepath.Join(dir, "data"), upCA, fake.URL, policy)
+`, filepath.Join(dir, "data"), upCA, fake.URL, strings.Join(ecoExtra, "\n"), policy)
 	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +137,7 @@ rule "no-evil" {
 `
 
 func TestMetricsAndAuditAfterRealRequests(t *testing.T) {
-	h := newAppHarness(t, cooldownPolicy)
+	h := newAppHarness(t, cooldownPolicy, "")
 	if code, body := h.get(t, "https://registry.npmjs.org/left-pad"); code != 200 || strings.Contains(body, `"1.4.0"`) {
 		t.Fatalf("metadata: %d %s", code, body)
 	}
@@ -189,7 +192,7 @@ func TestMetricsAndAuditAfterRealRequests(t *testing.T) {
 }
 
 func TestAdminAPIAndReload(t *testing.T) {
-	h := newAppHarness(t, cooldownPolicy)
+	h := newAppHarness(t, cooldownPolicy, "")
 	if code, _ := h.adminGet(t, "/api/cache/stats", ""); code != 401 {
 		t.Errorf("no token: got %d, want 401", code)
 	}
@@ -242,4 +245,65 @@ func TestAdminAPIAndReload(t *testing.T) {
 	if _, ok := doc.Versions["1.4.0"]; !ok {
 		t.Errorf("after reload without cooldown 1.4.0 is still hidden: %s", body)
 	}
+}
+
+func TestInternalNamesNeverReachThePublicRegistry(t *testing.T) {
+	private := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"name":"@mycorp/auth","served_by":"private","path":%q}`, r.URL.Path)
+	}))
+	defer private.Close()
+	const policy = `
+internal {
+  npm = ["@mycorp/*"]
+}
+`
+	t.Run("refused without a private upstream", func(t *testing.T) {
+		h := newAppHarness(t, policy)
+		code, body := h.get(t, "https://registry.npmjs.org/@mycorp%2fauth")
+		if code != 403 || !strings.Contains(body, "dependency confusion") {
+			t.Errorf("got %d %s, want 403 naming dependency confusion", code, body)
+		}
+	})
+	t.Run("routed to the private upstream", func(t *testing.T) {
+		// The private registry's certificate is trusted through the same
+		// upstream_ca_file mechanism: write both into one bundle.
+		h := newAppHarness(t, policy, fmt.Sprintf("internal_upstream = %q", private.URL))
+		caFile := h.app.cfg.UpstreamCAFile
+		b, _ := os.ReadFile(caFile)
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: private.Certificate().Raw})...)
+		os.WriteFile(caFile, b, 0o644)
+		h2 := reopen(t, h)
+		code, body := h2.get(t, "https://registry.npmjs.org/@mycorp%2fauth")
+		if code != 200 || !strings.Contains(body, `"served_by":"private"`) {
+			t.Errorf("got %d %s, want the private registry's answer", code, body)
+		}
+		if code, _ := h2.get(t, "https://registry.npmjs.org/left-pad"); code != 200 {
+			t.Errorf("public package: got %d", code)
+		}
+	})
+}
+
+// reopen builds a second app from the harness's (edited) configuration.
+func reopen(t *testing.T, h *appHarness) *appHarness {
+	t.Helper()
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, h.app.ca, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(a.front)
+	t.Cleanup(func() {
+		front.Close()
+		a.server.Shutdown(context.Background())
+		a.close()
+	})
+	pu, _ := url.Parse(front.URL)
+	pool := x509.NewCertPool()
+	pool.AddCert(h.app.ca.Cert)
+	return &appHarness{app: a, cfg: h.cfg, client: &http.Client{Transport: &http.Transport{
+		Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 }
