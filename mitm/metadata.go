@@ -91,12 +91,16 @@ func (p *Pipeline) metadataError(w http.ResponseWriter, rt *routed, err error) {
 // filterMetadata fetches, parses and filters one metadata document.
 func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Request) (*filtered, error) {
 	pol := p.policy()
+	wholeDenied := false
 	if pol != nil && rt.req.Package != "" {
 		// A package refused as a whole (internal name, every version
-		// malicious, blocked package) is refused, not shown empty.
+		// malicious, blocked package) is refused, not shown empty...
 		if d := pol.Decide(rt.subject("")); !d.Allow {
-			rt.record(d)
-			return &filtered{denied: &d}, nil
+			if !listsDeniedPackages(rt.req.Ecosystem) {
+				rt.record(d)
+				return &filtered{denied: &d}, nil
+			}
+			wholeDenied = true
 		}
 	}
 	key := cache.Key(rt.req.Ecosystem, rt.req.Package, "", rt.req.Variant, rt.real.String())
@@ -116,7 +120,11 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 	if md != nil {
 		p.remember(rt, md)
 	}
-	if pol == nil {
+	if pol == nil || wholeDenied {
+		// ...except where the client would hide the refusal behind "no
+		// matching distribution" (pip) or a fallback index (gem, Bundler):
+		// there the listing stays and every download is refused with the
+		// reason, which those clients do show.
 		return f, nil
 	}
 	f.policyID = pol.Hash()
@@ -378,4 +386,10 @@ func (p *Pipeline) serveRewrittenOther(w http.ResponseWriter, r *http.Request, r
 	}
 	rt.ev.Cache = doc.cache
 	p.writeDocument(w, r, rt, &filtered{body: doc.body, header: doc.header, status: doc.status, cache: doc.cache}, doc.body)
+}
+
+// listsDeniedPackages reports ecosystems whose clients show a refused
+// download's reason but not a refused listing's.
+func listsDeniedPackages(eco string) bool {
+	return eco == classifiers.PyPI || eco == classifiers.RubyGems
 }

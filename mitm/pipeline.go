@@ -229,10 +229,15 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.deny(cw, r, rt, rules.Decision{Rule: "audit", Reason: "npm audit requests are not forwarded (ecosystem \"npm\" { audit = \"deny\" })"})
 	case rt.index != nil && rt.req.Kind == classifiers.KindOther && isIndexRewriter(rt.class) && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		p.serveRewrittenOther(cw, r, rt)
-	case rt.class == nil || rt.req.Kind == classifiers.KindOther || rt.req.Kind == "":
+	case rt.class == nil || r.Method != http.MethodGet && r.Method != http.MethodHead:
 		p.proxy.ServeHTTP(cw, r)
-	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		p.proxy.ServeHTTP(cw, r)
+	case rt.req.Kind == classifiers.KindOther || rt.req.Kind == "":
+		// Registry files that are neither metadata nor artifacts (cargo
+		// config.json, Composer packages.json, the RubyGems index root, Go
+		// checksum database tiles) are cached like metadata, so installs
+		// from cache keep working while the registry is down.
+		rt.req.Variant = "other " + rt.req.Variant
+		p.serveCached(cw, r, rt, false, "")
 	case rt.req.ChecksumOf != "":
 		p.serveChecksum(cw, r, rt)
 	case rt.req.Kind == classifiers.KindArtifact || rt.req.Version != "":

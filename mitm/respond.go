@@ -14,10 +14,13 @@ import (
 )
 
 // deny refuses a request in the form its client shows best (see the table in
-// PROTOCOLS.md): npm and Composer print a JSON "error"; pip, gem and mvn print
-// only the HTTP/1.1 reason phrase; go, cargo and pod print the body; Bundler
-// hides 403 behind an auth error but shows a 451 body. Never 404: clients
-// would fall back to other sources.
+// PROTOCOLS.md, checked against the real clients in e2e/): npm and Composer
+// print a JSON "error"; pip, gem, mvn, pnpm and Composer print the HTTP/1.1
+// reason phrase; go, cargo and pod print the body; Bundler hides 403 behind
+// an auth error but shows a 451, and Composer shows "could not authenticate"
+// for a 403 on a GitHub dist. So every refusal carries the message as the
+// reason phrase (HTTP/1.1) and in the body. Never 404: clients would fall
+// back to other sources.
 func (p *Pipeline) deny(w http.ResponseWriter, r *http.Request, rt *routed, d rules.Decision) {
 	rt.record(d)
 	msg := denyMessage(rt, d)
@@ -25,22 +28,27 @@ func (p *Pipeline) deny(w http.ResponseWriter, r *http.Request, rt *routed, d ru
 	h.Set(HeaderDecision, "deny")
 	h.Set("Cache-Control", "no-store")
 	status := http.StatusForbidden
+	contentType := "text/plain; charset=utf-8"
+	body := []byte(msg + "\n")
 	switch rt.req.Ecosystem {
 	case classifiers.NPM:
-		writeJSON(w, status, map[string]string{"error": msg})
+		contentType, body = "application/json", jsonBody(map[string]string{"error": msg})
 	case classifiers.Composer:
-		writeJSON(w, status, map[string]string{"error": msg, "status": "error", "message": msg})
+		contentType, body = "application/json", jsonBody(map[string]string{"error": msg, "status": "error", "message": msg})
+		if rt.req.Kind == classifiers.KindArtifact {
+			status = http.StatusUnavailableForLegalReasons
+		}
 	case classifiers.RubyGems:
 		if strings.Contains(strings.ToLower(r.UserAgent()), "bundler") {
-			writeError(w, http.StatusUnavailableForLegalReasons, msg)
-			return
+			status = http.StatusUnavailableForLegalReasons
 		}
-		writeWithReason(w, r, status, msg)
-	case classifiers.PyPI, classifiers.Maven:
-		writeWithReason(w, r, status, msg)
-	default: // go, cargo, cocoapods and anything else read the body
-		writeError(w, status, msg)
 	}
+	writeWithReason(w, r, status, reasonPhrase(msg), contentType, body)
+}
+
+func jsonBody(v any) []byte {
+	b, _ := json.Marshal(v)
+	return append(b, '\n')
 }
 
 // denyMessage names package, version, rule, reason and a suggestion.
@@ -61,40 +69,45 @@ func denyMessage(rt *routed, d rules.Decision) string {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(jsonBody(v))
 }
 
-// writeWithReason sends status with msg as the reason phrase. net/http
+// writeWithReason sends status with a custom reason phrase. net/http
 // always writes the standard phrase, so on HTTP/1.x the connection is
-// hijacked and the response written by hand (then closed). On HTTP/2 there
-// is no reason phrase: the message goes in the body.
-func writeWithReason(w http.ResponseWriter, r *http.Request, status int, msg string) {
+// hijacked and the response written by hand (then closed). HTTP/2 has no
+// reason phrase: the body carries the message.
+func writeWithReason(w http.ResponseWriter, r *http.Request, status int, reason, contentType string, body []byte) {
+	plain := func() {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			w.Write(body)
+		}
+	}
 	if r.ProtoMajor != 1 {
-		writeError(w, status, msg)
+		plain()
 		return
 	}
-	rc := http.NewResponseController(w)
-	conn, buf, err := rc.Hijack()
+	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		writeError(w, status, msg)
+		plain()
 		return
 	}
 	defer conn.Close()
-	body := msg + "\n"
 	var hb strings.Builder
-	fmt.Fprintf(&hb, "HTTP/1.1 %d %s\r\n", status, reasonPhrase(msg))
+	fmt.Fprintf(&hb, "HTTP/1.1 %d %s\r\n", status, reason)
 	hdr := w.Header().Clone()
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Content-Type", contentType)
 	hdr.Set("Content-Length", fmt.Sprint(len(body)))
 	hdr.Set("Connection", "close")
 	hdr.Write(&hb)
 	hb.WriteString("\r\n")
 	if r.Method != http.MethodHead {
-		hb.WriteString(body)
+		hb.Write(body)
 	}
 	buf.WriteString(hb.String())
 	buf.Flush()

@@ -73,6 +73,10 @@ type Options struct {
 	Users  map[string]string
 	Realm  string
 	Logger *slog.Logger
+	// HTTP1Only reports hosts whose clients must be served HTTP/1.1 (no h2
+	// in ALPN) because they only show a refusal's reason phrase, which
+	// HTTP/2 cannot carry (Composer). Nil offers h2 everywhere.
+	HTTP1Only func(host string) bool
 	// OnTunnel is called when a raw tunnel opens; the function it returns
 	// is called once when the tunnel closes (metrics).
 	OnTunnel func() (closed func())
@@ -175,6 +179,15 @@ func NewServer(o Options) *Server {
 			}
 			return ctx
 		},
+	}
+	if o.HTTP1Only != nil {
+		h1 := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}, GetCertificate: s.certificate}
+		s.tlsSrv.TLSConfig.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if o.HTTP1Only(s.serverName(hello)) {
+				return h1, nil
+			}
+			return nil, nil
+		}
 	}
 	s.serveWG.Add(1)
 	go func() {
@@ -304,13 +317,17 @@ func (s *Server) ServeTransparentHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+// serverName is the host a handshake is for: SNI, else the tunnel's host.
+func (s *Server) serverName(hello *tls.ClientHelloInfo) string {
 	name := hello.ServerName
-	if ic, ok := hello.Conn.(*interceptedConn); ok {
-		if name == "" {
-			name = ic.client.Tunnel
-		}
+	if ic, ok := hello.Conn.(*interceptedConn); ok && name == "" {
+		name = ic.client.Tunnel
 	}
+	return strings.ToLower(name)
+}
+
+func (s *Server) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	name := s.serverName(hello)
 	if name == "" {
 		return nil, errors.New("mitm: client sent no server name")
 	}

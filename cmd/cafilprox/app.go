@@ -219,6 +219,11 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 		Realm:      authRealm(cfg),
 		Logger:     logger,
 		OnTunnel:   a.metrics.TunnelOpened,
+		HTTP1Only: func(host string) bool {
+			// Composer shows only the reason phrase of a refusal (e2e).
+			c := set.ForHost(host)
+			return c != nil && c.Ecosystem() == classifiers.Composer || extra[host]
+		},
 	})
 	a.front = limit(a.server)
 
