@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -356,8 +355,6 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func writeUpstreamError(w http.ResponseWriter, rt *routed, err error) {
 	status := http.StatusBadGateway
 	msg := err.Error()
-	var verr interface{ Unwrap() error }
-	_ = verr
 	switch {
 	case isCertError(err):
 		msg = "upstream TLS verification failed: " + msg
@@ -366,8 +363,6 @@ func writeUpstreamError(w http.ResponseWriter, rt *routed, err error) {
 	}
 	writeError(w, status, fmt.Sprintf("cafilprox: cannot reach upstream %s for %s: %s (request %s)", rt.upstream.Host, rt.host, msg, rt.id))
 }
-
-var _ = json.Valid
 
 func isIndexRewriter(c classifiers.Classifier) bool {
 	_, ok := c.(classifiers.IndexRewriter)

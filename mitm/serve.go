@@ -1,7 +1,6 @@
 package mitm
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -389,8 +388,6 @@ func reprDigest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"
 }
-
-var _ = bytes.Equal
 
 // ErrOffline is returned by upstream calls made in offline mode.
 var ErrOffline = errors.New("mitm: offline: upstream not contacted")

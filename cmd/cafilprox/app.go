@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -618,13 +617,4 @@ func (s *seenTracker) Lookup(eco, pkg, version, ref string) (time.Time, bool) {
 // versionFacts fetches facts for explain through the pipeline's cache.
 func (a *app) versionFacts(ctx context.Context, eco, pkg, version string) (*classifiers.Metadata, error) {
 	return a.pipe.Facts(ctx, eco, pkg, version, a.offline)
-}
-
-func sortedNames(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
