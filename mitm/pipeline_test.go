@@ -1,6 +1,7 @@
 package mitm
 
 import (
+	"context"
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
@@ -322,5 +323,25 @@ func TestIndexURLMode(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "tarball bytes of demo 1.0.0" {
 		t.Errorf("tarball via index URL: got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestIdleBodyCancelsStalledDownload(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	cancelled := make(chan struct{})
+	b := newIdleBody(pr, 50*time.Millisecond, func() { close(cancelled); pr.CloseWithError(context.Canceled) })
+	go pw.Write([]byte("some bytes"))
+	buf := make([]byte, 64)
+	if n, err := b.Read(buf); err != nil || n == 0 {
+		t.Fatalf("first read: %d %v", n, err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stalled body was not cancelled")
+	}
+	if _, err := b.Read(buf); err == nil {
+		t.Error("read after idle cancel: got nil error")
 	}
 }

@@ -199,11 +199,49 @@ func (p *Pipeline) upstreamCall(rt *routed, in http.Header) func(ctx context.Con
 		if rt.offline {
 			return nil, ErrOffline
 		}
+		ctx, cancel := context.WithCancel(ctx)
 		start := time.Now()
-		resp, err := p.Transport.RoundTrip(req)
+		resp, err := p.Transport.RoundTrip(req.WithContext(ctx))
 		rt.ev.UpstreamDuration += time.Since(start)
-		return resp, err
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		resp.Body = newIdleBody(resp.Body, upstreamIdleTimeout, cancel)
+		return resp, nil
 	}
+}
+
+// upstreamIdleTimeout ends an upstream download that sends nothing for
+// this long (a stalled registry must not hold a download forever; a slow
+// one that keeps sending is fine).
+const upstreamIdleTimeout = 2 * time.Minute
+
+// idleBody cancels its request when no byte arrives within idle.
+type idleBody struct {
+	io.ReadCloser
+	idle   time.Duration
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, idle: idle, cancel: cancel, timer: time.AfterFunc(idle, cancel)}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // document is a whole metadata document fetched through the cache.
