@@ -5,50 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: output differs from golden file (run with -update to accept)\ngot:  %.300q\nwant: %.300q", name, got, want)
-	}
-}
-
-func keepExcept(denied ...string) func(string) bool {
-	return func(v string) bool { return !slices.Contains(denied, v) }
-}
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
@@ -100,7 +66,7 @@ func TestIndexPath(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	c := New()
-	md, err := c.Parse(classifiers.Request{Package: "autocfg"}, readFile(t, "index-au-to-autocfg.txt"))
+	md, err := c.Parse(classifiers.Request{Package: "autocfg"}, classifiertest.ReadFile(t, "index-au-to-autocfg.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +81,7 @@ func TestParse(t *testing.T) {
 	if v := md.Version("0.1.3"); !v.Yanked || !strings.HasPrefix(v.Integrity, "sha256:") || len(v.Integrity) != 71 {
 		t.Errorf("got %+v, want 0.1.3 yanked with a sha256", v)
 	}
-	md, err = c.Parse(classifiers.Request{}, readFile(t, "index-se-nt-sentry.txt"))
+	md, err = c.Parse(classifiers.Request{}, classifiertest.ReadFile(t, "index-se-nt-sentry.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +89,7 @@ func TestParse(t *testing.T) {
 		v.Integrity != "sha256:0d29ae928c9f77b6655c0bb8024013df8412ebc0783bad4c9878f55d9af19932" {
 		t.Errorf("got %s %+v, want sentry 0.1.0 with pubtime and cksum", md.Package, v)
 	}
-	md, err = c.Parse(classifiers.Request{}, readFile(t, "index-cr-at-crates-index.txt"))
+	md, err = c.Parse(classifiers.Request{}, classifiertest.ReadFile(t, "index-cr-at-crates-index.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,12 +122,12 @@ func TestFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			in := readFile(t, tt.in)
-			got, err := c.Filter(classifiers.Request{}, in, keepExcept(tt.denied...))
+			in := classifiertest.ReadFile(t, tt.in)
+			got, err := c.Filter(classifiers.Request{}, in, classifiertest.KeepExcept(tt.denied...))
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, got)
+			classifiertest.Golden(t, tt.golden, got)
 			// Every kept line is an original line, in order.
 			var kept [][]byte
 			for l := range bytes.Lines(in) {
@@ -175,29 +141,29 @@ func TestFilter(t *testing.T) {
 			}
 		})
 	}
-	in := readFile(t, "index-se-nt-sentry.txt")
-	if got, _ := c.Filter(classifiers.Request{}, in, keepExcept()); !bytes.Equal(got, in) {
+	in := classifiertest.ReadFile(t, "index-se-nt-sentry.txt")
+	if got, _ := c.Filter(classifiers.Request{}, in, classifiertest.KeepExcept()); !bytes.Equal(got, in) {
 		t.Errorf("identity: got a rewritten file")
 	}
 	if got, err := c.Filter(classifiers.Request{}, in, func(string) bool { return false }); err != nil || len(got) != 0 {
 		t.Errorf("deny all: got %q, %v, want empty", got, err)
 	}
 	noEOL := []byte(`{"vers":"1.0.0"}` + "\n" + `{"vers":"1.1.0"}`)
-	if got, _ := c.Filter(classifiers.Request{}, noEOL, keepExcept("1.0.0")); string(got) != `{"vers":"1.1.0"}` {
+	if got, _ := c.Filter(classifiers.Request{}, noEOL, classifiertest.KeepExcept("1.0.0")); string(got) != `{"vers":"1.1.0"}` {
 		t.Errorf("no final newline: got %q", got)
 	}
-	if _, err := c.Filter(classifiers.Request{}, []byte("garbage\n"), keepExcept()); !errors.Is(err, classifiers.ErrMalformed) {
+	if _, err := c.Filter(classifiers.Request{}, []byte("garbage\n"), classifiertest.KeepExcept()); !errors.Is(err, classifiers.ErrMalformed) {
 		t.Errorf("got %v, want ErrMalformed", err)
 	}
 }
 
 func TestRewriteIndex(t *testing.T) {
 	c := New()
-	got, err := c.RewriteIndex(classifiers.Request{Kind: classifiers.KindOther}, readFile(t, "config.json"), "http://proxy:8080/cargo/")
+	got, err := c.RewriteIndex(classifiers.Request{Kind: classifiers.KindOther}, classifiertest.ReadFile(t, "config.json"), "http://proxy:8080/cargo/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "config.rewrite.golden", got)
+	classifiertest.Golden(t, "config.rewrite.golden", got)
 	var cfg struct{ DL, API string }
 	if err := json.Unmarshal(got, &cfg); err != nil || cfg.DL != "http://proxy:8080/cargo/dl/crates" || cfg.API != "http://proxy:8080/cargo/api" {
 		t.Errorf("got %+v (%v), want dl and api on the proxy", cfg, err)
@@ -206,7 +172,7 @@ func TestRewriteIndex(t *testing.T) {
 	if err != nil || !bytes.Contains(got, []byte(`"auth-required": true`)) || bytes.Contains(got, []byte(`"api"`)) {
 		t.Errorf("got %s, %v, want other keys kept and no api added", got, err)
 	}
-	idx := readFile(t, "index-se-nt-sentry.txt")
+	idx := classifiertest.ReadFile(t, "index-se-nt-sentry.txt")
 	if got, err := c.RewriteIndex(classifiers.Request{Kind: classifiers.KindMetadata}, idx, "http://p"); err != nil || !bytes.Equal(got, idx) {
 		t.Errorf("index file: got a change (%v), want it unchanged", err)
 	}
@@ -223,7 +189,7 @@ func TestFacts(t *testing.T) {
 	f := classifiers.FetcherFunc(func(_ context.Context, url string, _ http.Header) ([]byte, http.Header, error) {
 		got = url
 		if url == Index+"/se/nt/sentry" {
-			return readFile(t, "index-se-nt-sentry.txt"), nil, nil
+			return classifiertest.ReadFile(t, "index-se-nt-sentry.txt"), nil, nil
 		}
 		return nil, nil, &classifiers.StatusError{URL: url, Status: 404}
 	})
@@ -243,19 +209,15 @@ func TestFacts(t *testing.T) {
 	}
 }
 
-func TestReadme(t *testing.T) {
-	for _, p := range []string{"README.md", "testdata"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("got %v, want %s present", err, p)
-		}
-	}
+func TestREADMEAndTestdata(t *testing.T) {
+	classifiertest.READMEAndTestdata(t, "index.crates.io")
 }
 
 var fixtures = []string{"index-au-to-autocfg.txt", "index-cr-at-crates-index.txt", "index-se-nt-sentry.txt"}
 
 func FuzzParse(f *testing.F) {
 	for _, name := range fixtures {
-		f.Add(readFile(f, name))
+		f.Add(classifiertest.ReadFile(f, name))
 	}
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -268,12 +230,12 @@ func FuzzParse(f *testing.F) {
 
 func FuzzFilter(f *testing.F) {
 	for _, name := range fixtures {
-		f.Add(readFile(f, name), "0.1.3")
+		f.Add(classifiertest.ReadFile(f, name), "0.1.3")
 	}
-	f.Add(readFile(f, "config.json"), "")
+	f.Add(classifiertest.ReadFile(f, "config.json"), "")
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, deny string) {
-		got, err := c.Filter(classifiers.Request{}, body, keepExcept(deny))
+		got, err := c.Filter(classifiers.Request{}, body, classifiertest.KeepExcept(deny))
 		if err == nil {
 			md, err := c.Parse(classifiers.Request{}, got)
 			if err != nil {
@@ -292,14 +254,7 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest("GET", "https://index.crates.io/cr/at/crates-index", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if c.Classify(r).Kind != classifiers.KindMetadata {
-			b.Fatal("not metadata")
-		}
-	}
+	classifiertest.BenchClassify(b, New(), "https://index.crates.io/cr/at/crates-index", classifiers.KindMetadata)
 }
 
 // TestTruncated cuts every fixture inside its last line: the partial JSON
@@ -307,11 +262,11 @@ func BenchmarkClassify(b *testing.B) {
 func TestTruncated(t *testing.T) {
 	c := New()
 	for _, name := range fixtures {
-		body := readFile(t, name)
+		body := classifiertest.ReadFile(t, name)
 		for i := 0; i < len(body); i += max(len(body)/150, 7) {
 			cut := body[:i]
 			_, perr := c.Parse(classifiers.Request{}, cut)
-			_, ferr := c.Filter(classifiers.Request{}, cut, keepExcept("0.1.3"))
+			_, ferr := c.Filter(classifiers.Request{}, cut, classifiertest.KeepExcept("0.1.3"))
 			whole := i == 0 || body[i-1] == '\n' || body[i] == '\n'
 			for _, err := range []error{perr, ferr} {
 				if whole && err != nil || !whole && !errors.Is(err, classifiers.ErrMalformed) {

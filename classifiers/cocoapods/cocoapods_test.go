@@ -4,49 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run with -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
-
 func TestShardFor(t *testing.T) {
-	lines, err := ParseShard(readFixture(t, "all_pods_versions_2_0_9.txt"))
+	lines, err := ParseShard(classifiertest.ReadFile(t, "all_pods_versions_2_0_9.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +87,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			md, err := c.Parse(tt.req, readFixture(t, tt.file))
+			md, err := c.Parse(tt.req, classifiertest.ReadFile(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,11 +111,11 @@ func TestParse(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	c := New()
-	shard := readFixture(t, "all_pods_versions_2_0_9.txt")
+	shard := classifiertest.ReadFile(t, "all_pods_versions_2_0_9.txt")
 	for _, req := range []classifiers.Request{{Variant: VariantShard}, {Variant: VariantPodspec}} {
 		body := shard
 		if req.Variant == VariantPodspec {
-			body = readFixture(t, "BeaconKit-1.0.5.podspec.json")
+			body = classifiertest.ReadFile(t, "BeaconKit-1.0.5.podspec.json")
 		}
 		out, err := c.Filter(req, body, func(string) bool { return false })
 		if err != nil || !bytes.Equal(out, body) {
@@ -156,7 +125,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterShard(t *testing.T) {
-	shard := readFixture(t, "all_pods_versions_2_0_9.txt")
+	shard := classifiertest.ReadFile(t, "all_pods_versions_2_0_9.txt")
 	tests := []struct {
 		name string
 		keep func(pod, v string) bool
@@ -173,7 +142,7 @@ func TestFilterShard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".golden", out)
+			classifiertest.Golden(t, tt.name+".golden", out)
 			got, err := ParseShard(out)
 			if err != nil {
 				t.Fatal(err)
@@ -224,9 +193,9 @@ func TestFacts(t *testing.T) {
 		got = append(got, u)
 		switch u {
 		case "https://cdn.cocoapods.org/all_pods_versions_2_0_9.txt":
-			return readFixture(t, "all_pods_versions_2_0_9.txt"), nil, nil
+			return classifiertest.ReadFile(t, "all_pods_versions_2_0_9.txt"), nil, nil
 		case "https://cdn.cocoapods.org/Specs/2/0/9/BeaconKit/1.0.5/BeaconKit.podspec.json":
-			return readFixture(t, "BeaconKit-1.0.5.podspec.json"), nil, nil
+			return classifiertest.ReadFile(t, "BeaconKit-1.0.5.podspec.json"), nil, nil
 		}
 		return nil, nil, &classifiers.StatusError{URL: u, Status: 404}
 	})
@@ -251,17 +220,11 @@ func TestFacts(t *testing.T) {
 }
 
 func TestREADMEAndTestdata(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil || !bytes.Contains(b, []byte("cdn.cocoapods.org")) {
-		t.Errorf("got README error %v, want a README naming the host", err)
-	}
-	if es, err := os.ReadDir("testdata"); err != nil || len(es) == 0 {
-		t.Errorf("got %d testdata entries (%v), want some", len(es), err)
-	}
+	classifiertest.READMEAndTestdata(t, "cdn.cocoapods.org")
 }
 
 func FuzzShard(f *testing.F) {
-	f.Add(readFixture(f, "all_pods_versions_2_0_9.txt"))
+	f.Add(classifiertest.ReadFile(f, "all_pods_versions_2_0_9.txt"))
 	f.Add([]byte("A/1\r\nB/2/3"))
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -294,8 +257,8 @@ func FuzzShard(f *testing.F) {
 }
 
 func FuzzPodspec(f *testing.F) {
-	f.Add(readFixture(f, "BeaconKit-1.0.5.podspec.json"))
-	f.Add(readFixture(f, "SDWebImage-4.0.0.podspec.json"))
+	f.Add(classifiertest.ReadFile(f, "BeaconKit-1.0.5.podspec.json"))
+	f.Add(classifiertest.ReadFile(f, "SDWebImage-4.0.0.podspec.json"))
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if _, err := c.Parse(classifiers.Request{Variant: VariantPodspec}, body); err != nil && !errors.Is(err, classifiers.ErrMalformed) {
@@ -305,10 +268,5 @@ func FuzzPodspec(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest(http.MethodGet, "https://cdn.cocoapods.org/Specs/2/0/9/BeaconKit/1.0.5/BeaconKit.podspec.json", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Classify(r)
-	}
+	classifiertest.BenchClassify(b, New(), "https://cdn.cocoapods.org/Specs/2/0/9/BeaconKit/1.0.5/BeaconKit.podspec.json", classifiers.KindMetadata)
 }

@@ -5,47 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run with -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 func TestClassify(t *testing.T) {
 	const (
@@ -90,7 +59,7 @@ func TestClassify(t *testing.T) {
 func TestParse(t *testing.T) {
 	c := New()
 	t.Run("mailchimp", func(t *testing.T) {
-		md, err := c.Parse(classifiers.Request{Package: "drewm/mailchimp-api"}, readFixture(t, "p2-drewm-mailchimp-api.json"))
+		md, err := c.Parse(classifiers.Request{Package: "drewm/mailchimp-api"}, classifiertest.ReadFile(t, "p2-drewm-mailchimp-api.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +91,7 @@ func TestParse(t *testing.T) {
 		}
 	})
 	t.Run("dev", func(t *testing.T) {
-		md, err := c.Parse(classifiers.Request{Package: "drewm/mailchimp-api", Variant: VariantDev}, readFixture(t, "p2-drewm-mailchimp-api~dev.json"))
+		md, err := c.Parse(classifiers.Request{Package: "drewm/mailchimp-api", Variant: VariantDev}, classifiertest.ReadFile(t, "p2-drewm-mailchimp-api~dev.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +104,7 @@ func TestParse(t *testing.T) {
 		}
 	})
 	t.Run("polyfill", func(t *testing.T) {
-		md, err := c.Parse(classifiers.Request{Package: "symfony/polyfill-mbstring"}, readFixture(t, "p2-symfony-polyfill-mbstring.json"))
+		md, err := c.Parse(classifiers.Request{Package: "symfony/polyfill-mbstring"}, classifiertest.ReadFile(t, "p2-symfony-polyfill-mbstring.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,12 +166,12 @@ func TestFilterRoundTrip(t *testing.T) {
 	c := New()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := readFixture(t, tt.file)
+			body := classifiertest.ReadFile(t, tt.file)
 			out, err := c.Filter(classifiers.Request{}, body, tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".golden", out)
+			classifiertest.Golden(t, tt.name+".golden", out)
 			var want []map[string]any
 			for _, v := range expandedMaps(t, body) {
 				if tt.keep(v["version"].(string)) {
@@ -234,7 +203,7 @@ func TestFilterRoundTrip(t *testing.T) {
 }
 
 func TestFilterKeepAllUnchanged(t *testing.T) {
-	body := readFixture(t, "p2-symfony-polyfill-mbstring.json")
+	body := classifiertest.ReadFile(t, "p2-symfony-polyfill-mbstring.json")
 	out, err := New().Filter(classifiers.Request{}, body, func(string) bool { return true })
 	if err != nil || !bytes.Equal(out, body) {
 		t.Errorf("got %d bytes (%v), want the input unchanged", len(out), err)
@@ -273,11 +242,11 @@ func TestLegacy(t *testing.T) {
 func TestRewriteIndex(t *testing.T) {
 	c := New()
 	t.Run("packages.json", func(t *testing.T) {
-		out, err := c.RewriteIndex(classifiers.Request{}, readFixture(t, "packages.json"), "http://proxy:8080/composer/")
+		out, err := c.RewriteIndex(classifiers.Request{}, classifiertest.ReadFile(t, "packages.json"), "http://proxy:8080/composer/")
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "packages.rewrite.golden", out)
+		classifiertest.Golden(t, "packages.rewrite.golden", out)
 		var got map[string]any
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatal(err)
@@ -297,7 +266,7 @@ func TestRewriteIndex(t *testing.T) {
 		}
 	})
 	t.Run("p2 with github dists is unchanged", func(t *testing.T) {
-		body := readFixture(t, "p2-drewm-mailchimp-api.json")
+		body := classifiertest.ReadFile(t, "p2-drewm-mailchimp-api.json")
 		out, err := c.RewriteIndex(classifiers.Request{Package: "drewm/mailchimp-api"}, body, "http://proxy:8080/composer")
 		if err != nil || !bytes.Equal(out, body) {
 			t.Errorf("got %d bytes (%v), want the input unchanged", len(out), err)
@@ -342,9 +311,9 @@ func TestFacts(t *testing.T) {
 	f := classifiers.FetcherFunc(func(_ context.Context, u string, _ http.Header) ([]byte, http.Header, error) {
 		got = append(got, u)
 		if strings.HasSuffix(u, "~dev.json") {
-			return readFixture(t, "p2-drewm-mailchimp-api~dev.json"), nil, nil
+			return classifiertest.ReadFile(t, "p2-drewm-mailchimp-api~dev.json"), nil, nil
 		}
-		return readFixture(t, "p2-drewm-mailchimp-api.json"), nil, nil
+		return classifiertest.ReadFile(t, "p2-drewm-mailchimp-api.json"), nil, nil
 	})
 	tests := []struct {
 		req     classifiers.Request
@@ -376,18 +345,12 @@ func TestFacts(t *testing.T) {
 }
 
 func TestREADMEAndTestdata(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil || !bytes.Contains(b, []byte("repo.packagist.org")) {
-		t.Errorf("got README error %v, want a README naming the hosts", err)
-	}
-	if es, err := os.ReadDir("testdata"); err != nil || len(es) == 0 {
-		t.Errorf("got %d testdata entries (%v), want some", len(es), err)
-	}
+	classifiertest.READMEAndTestdata(t, "repo.packagist.org")
 }
 
 func FuzzFilter(f *testing.F) {
 	for _, n := range []string{"p2-drewm-mailchimp-api.json", "p2-drewm-mailchimp-api~dev.json", "p2-symfony-polyfill-mbstring.json", "packages.json"} {
-		f.Add(readFixture(f, n), false)
+		f.Add(classifiertest.ReadFile(f, n), false)
 	}
 	f.Add([]byte(`{"packages":{"a/b":{"1.0":{"version":"1.0"}}}}`), true)
 	c := New()
@@ -421,16 +384,11 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest(http.MethodGet, "https://repo.packagist.org/p2/symfony/polyfill-mbstring~dev.json", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Classify(r)
-	}
+	classifiertest.BenchClassify(b, New(), "https://repo.packagist.org/p2/symfony/polyfill-mbstring~dev.json", classifiers.KindMetadata)
 }
 
 func BenchmarkFilter(b *testing.B) {
-	body := readFixture(b, "p2-symfony-polyfill-mbstring.json")
+	body := classifiertest.ReadFile(b, "p2-symfony-polyfill-mbstring.json")
 	c := New()
 	keep := func(v string) bool { return !strings.HasPrefix(v, "v1.2") }
 	b.SetBytes(int64(len(body)))
@@ -445,7 +403,7 @@ func BenchmarkFilter(b *testing.B) {
 // Packagist sends compact JSON; the fixtures are pretty-printed. Filtering
 // must not depend on the whitespace.
 func TestFilterCompactInputSameOutput(t *testing.T) {
-	body := readFixture(t, "p2-symfony-polyfill-mbstring.json")
+	body := classifiertest.ReadFile(t, "p2-symfony-polyfill-mbstring.json")
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, body); err != nil {
 		t.Fatal(err)

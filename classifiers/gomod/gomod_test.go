@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,39 +17,8 @@ import (
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: output differs from golden file (run with -update to accept)\ngot:  %q\nwant: %q", name, got, want)
-	}
-}
-
-func keepExcept(denied ...string) func(string) bool {
-	return func(v string) bool { return !slices.Contains(denied, v) }
-}
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
@@ -89,21 +57,21 @@ func TestClassify(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	c := New()
-	md, err := c.Parse(classifiers.Request{Package: "golang.org/x/text"}, readFile(t, "golang.org-x-text.list"))
+	md, err := c.Parse(classifiers.Request{Package: "golang.org/x/text"}, classifiertest.ReadFile(t, "golang.org-x-text.list"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(md.Versions) != 57 || md.Versions[0].Version != "v0.0.0-20160726164857-2910a502d2bf" || md.Versions[56].Version != "v0.44.0" {
 		t.Errorf("got %d versions %v…, want 57 sorted from the oldest pseudo-version to v0.44.0", len(md.Versions), md.Versions[0])
 	}
-	md, err = c.Parse(classifiers.Request{Package: "golang.org/x/text", Version: "v0.14.0"}, readFile(t, "golang.org-x-text.v0.14.0.info"))
+	md, err = c.Parse(classifiers.Request{Package: "golang.org/x/text", Version: "v0.14.0"}, classifiertest.ReadFile(t, "golang.org-x-text.v0.14.0.info"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := time.Date(2023, 10, 11, 21, 58, 48, 0, time.UTC); len(md.Versions) != 1 || !md.Versions[0].Published.Equal(want) {
 		t.Errorf("got %+v, want v0.14.0 published %v", md.Versions, want)
 	}
-	md, err = c.Parse(classifiers.Request{Package: "golang.org/x/text", Variant: "latest"}, readFile(t, "golang.org-x-text.v0.14.0.info"))
+	md, err = c.Parse(classifiers.Request{Package: "golang.org/x/text", Variant: "latest"}, classifiertest.ReadFile(t, "golang.org-x-text.v0.14.0.info"))
 	if err != nil || md.Latest != "v0.14.0" {
 		t.Errorf("latest: got %v, %v, want v0.14.0", md, err)
 	}
@@ -131,21 +99,21 @@ func TestParse(t *testing.T) {
 
 func TestFilter(t *testing.T) {
 	c := New()
-	got, err := c.Filter(classifiers.Request{Package: "golang.org/x/text"}, readFile(t, "golang.org-x-text.list"), keepExcept("v0.44.0", "v0.3.0", "v0.3.8-0.20211004125949-5bd84dd9b33b"))
+	got, err := c.Filter(classifiers.Request{Package: "golang.org/x/text"}, classifiertest.ReadFile(t, "golang.org-x-text.list"), classifiertest.KeepExcept("v0.44.0", "v0.3.0", "v0.3.8-0.20211004125949-5bd84dd9b33b"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "golang.org-x-text.list.golden", got)
+	classifiertest.Golden(t, "golang.org-x-text.list.golden", got)
 	if bytes.Contains(got, []byte("v0.44.0")) || !bytes.HasSuffix(got, []byte("v0.43.0\n")) {
 		t.Errorf("got %q, want v0.44.0 dropped and the list ending in v0.43.0", got[len(got)-20:])
 	}
 
 	in := []byte("v1.0.0\r\nv1.1.0\r\nv1.2.0")
-	got, _ = c.Filter(classifiers.Request{}, in, keepExcept("v1.2.0"))
+	got, _ = c.Filter(classifiers.Request{}, in, classifiertest.KeepExcept("v1.2.0"))
 	if want := "v1.0.0\r\nv1.1.0\r\n"; string(got) != want {
 		t.Errorf("crlf: got %q, want %q", got, want)
 	}
-	got, _ = c.Filter(classifiers.Request{}, in, keepExcept())
+	got, _ = c.Filter(classifiers.Request{}, in, classifiertest.KeepExcept())
 	if !bytes.Equal(got, in) {
 		t.Errorf("identity: got %q, want %q", got, in)
 	}
@@ -154,16 +122,16 @@ func TestFilter(t *testing.T) {
 		t.Errorf("deny all: got %q, %v, want an empty list", got, err)
 	}
 
-	info := readFile(t, "golang.org-x-text.v0.14.0.info")
+	info := classifiertest.ReadFile(t, "golang.org-x-text.v0.14.0.info")
 	for _, req := range []classifiers.Request{{Variant: "latest"}, {Version: "v0.14.0"}} {
-		if got, err := c.Filter(req, info, keepExcept()); err != nil || !bytes.Equal(got, info) {
+		if got, err := c.Filter(req, info, classifiertest.KeepExcept()); err != nil || !bytes.Equal(got, info) {
 			t.Errorf("%+v kept: got %s, %v, want unchanged", req, got, err)
 		}
-		if _, err := c.Filter(req, info, keepExcept("v0.14.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
+		if _, err := c.Filter(req, info, classifiertest.KeepExcept("v0.14.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
 			t.Errorf("%+v denied: got %v, want ErrNoAllowedVersion", req, err)
 		}
 	}
-	if _, err := c.Filter(classifiers.Request{}, []byte("garbage here\n"), keepExcept()); !errors.Is(err, classifiers.ErrMalformed) {
+	if _, err := c.Filter(classifiers.Request{}, []byte("garbage here\n"), classifiertest.KeepExcept()); !errors.Is(err, classifiers.ErrMalformed) {
 		t.Errorf("got %v, want ErrMalformed", err)
 	}
 }
@@ -185,10 +153,10 @@ func TestBuildLatest(t *testing.T) {
 		want   string
 		errNon bool
 	}{
-		{"release", keepExcept(), `{"Version":"v1.1.0","Time":"2024-01-02T00:00:00Z"}`, false},
-		{"older release", keepExcept("v1.1.0"), `{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}`, false},
-		{"prerelease", keepExcept("v1.1.0", "v1.0.0"), `{"Version":"v1.2.0-rc.1","Time":"2024-01-03T00:00:00Z"}`, false},
-		{"pseudo", keepExcept("v1.1.0", "v1.0.0", "v1.2.0-rc.1"), `{"Version":"v1.2.1-0.20240105000000-abcdefabcdef","Time":"2024-01-05T00:00:00Z"}`, false},
+		{"release", classifiertest.KeepExcept(), `{"Version":"v1.1.0","Time":"2024-01-02T00:00:00Z"}`, false},
+		{"older release", classifiertest.KeepExcept("v1.1.0"), `{"Version":"v1.0.0","Time":"2024-01-01T00:00:00Z"}`, false},
+		{"prerelease", classifiertest.KeepExcept("v1.1.0", "v1.0.0"), `{"Version":"v1.2.0-rc.1","Time":"2024-01-03T00:00:00Z"}`, false},
+		{"pseudo", classifiertest.KeepExcept("v1.1.0", "v1.0.0", "v1.2.0-rc.1"), `{"Version":"v1.2.1-0.20240105000000-abcdefabcdef","Time":"2024-01-05T00:00:00Z"}`, false},
 		{"none", func(string) bool { return false }, "", true},
 	}
 	for _, tt := range tests {
@@ -205,7 +173,7 @@ func TestBuildLatest(t *testing.T) {
 			}
 		})
 	}
-	got, _ := c.BuildLatest(classifiers.Request{}, &classifiers.Metadata{Versions: []classifiers.Version{{Version: "v1.0.0"}}}, keepExcept())
+	got, _ := c.BuildLatest(classifiers.Request{}, &classifiers.Metadata{Versions: []classifiers.Version{{Version: "v1.0.0"}}}, classifiertest.KeepExcept())
 	if string(got) != `{"Version":"v1.0.0"}` {
 		t.Errorf("no time: got %s, want Version only", got)
 	}
@@ -231,7 +199,7 @@ func fakeProxy(t *testing.T, inFlight, maxInFlight *int32, fetched *[]string, mu
 		case !ok:
 			return nil, nil, &classifiers.StatusError{URL: url, Status: 404}
 		case rest == "list":
-			return readFile(t, "golang.org-x-text.list"), nil, nil
+			return classifiertest.ReadFile(t, "golang.org-x-text.list"), nil, nil
 		case rest == "v0.0.1.info":
 			return nil, nil, &classifiers.StatusError{URL: url, Status: 410}
 		}
@@ -287,18 +255,14 @@ func TestFacts(t *testing.T) {
 	}
 }
 
-func TestReadme(t *testing.T) {
-	for _, p := range []string{"README.md", "testdata"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("got %v, want %s present", err, p)
-		}
-	}
+func TestREADMEAndTestdata(t *testing.T) {
+	classifiertest.READMEAndTestdata(t, "proxy.golang.org")
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(readFile(f, "golang.org-x-text.list"), "", "")
-	f.Add(readFile(f, "golang.org-x-text.v0.14.0.info"), "v0.14.0", "")
-	f.Add(readFile(f, "golang.org-x-text.v0.14.0.info"), "", "latest")
+	f.Add(classifiertest.ReadFile(f, "golang.org-x-text.list"), "", "")
+	f.Add(classifiertest.ReadFile(f, "golang.org-x-text.v0.14.0.info"), "v0.14.0", "")
+	f.Add(classifiertest.ReadFile(f, "golang.org-x-text.v0.14.0.info"), "", "latest")
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, version, variant string) {
 		_, err := c.Parse(classifiers.Request{Version: version, Variant: variant}, body)
@@ -309,11 +273,11 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzFilter(f *testing.F) {
-	f.Add(readFile(f, "golang.org-x-text.list"), "v0.44.0")
-	f.Add(readFile(f, "github.com-!burnt!sushi-toml.list"), "v1.6.0")
+	f.Add(classifiertest.ReadFile(f, "golang.org-x-text.list"), "v0.44.0")
+	f.Add(classifiertest.ReadFile(f, "github.com-!burnt!sushi-toml.list"), "v1.6.0")
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, deny string) {
-		got, err := c.Filter(classifiers.Request{}, body, keepExcept(deny))
+		got, err := c.Filter(classifiers.Request{}, body, classifiertest.KeepExcept(deny))
 		if err != nil {
 			if !errors.Is(err, classifiers.ErrMalformed) {
 				t.Errorf("got %v, want ErrMalformed", err)
@@ -331,14 +295,7 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest("GET", "https://proxy.golang.org/github.com/!burnt!sushi/toml/@v/v1.4.1-0.20240526193622-a339e1f7089c.zip", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if c.Classify(r).Kind != classifiers.KindArtifact {
-			b.Fatal("not an artifact")
-		}
-	}
+	classifiertest.BenchClassify(b, New(), "https://proxy.golang.org/github.com/!burnt!sushi/toml/@v/v1.4.1-0.20240526193622-a339e1f7089c.zip", classifiers.KindArtifact)
 }
 
 // TestTruncated feeds prefixes of the recorded documents to Parse and
@@ -353,10 +310,10 @@ func TestTruncated(t *testing.T) {
 		{"golang.org-x-text.v0.14.0.info", classifiers.Request{Version: "v0.14.0"}},
 		{"golang.org-x-text.v0.14.0.info", classifiers.Request{Variant: "latest"}},
 	} {
-		body := readFile(t, tt.file)
+		body := classifiertest.ReadFile(t, tt.file)
 		for i := range len(body) {
 			_, perr := c.Parse(tt.req, body[:i])
-			_, ferr := c.Filter(tt.req, body[:i], keepExcept())
+			_, ferr := c.Filter(tt.req, body[:i], classifiertest.KeepExcept())
 			for _, err := range []error{perr, ferr} {
 				if err != nil && !errors.Is(err, classifiers.ErrMalformed) {
 					t.Errorf("%s[:%d]: got %v, want nil or ErrMalformed", tt.file, i, err)

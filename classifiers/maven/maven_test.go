@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,36 +13,8 @@ import (
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run with -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 func TestClassify(t *testing.T) {
 	const (
@@ -111,7 +80,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			md, err := New().Parse(classifiers.Request{}, readFixture(t, tt.file))
+			md, err := New().Parse(classifiers.Request{}, classifiertest.ReadFile(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,12 +127,12 @@ func TestFilter(t *testing.T) {
 	c := New()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := readFixture(t, tt.file)
+			body := classifiertest.ReadFile(t, tt.file)
 			out, err := c.Filter(classifiers.Request{}, body, tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".golden", out)
+			classifiertest.Golden(t, tt.name+".golden", out)
 			info, err := ParseInfo(out)
 			if err != nil {
 				t.Fatalf("filtered output is not valid: %v", err)
@@ -195,7 +164,7 @@ func TestFilter(t *testing.T) {
 
 func TestFilterKeepAllIsIdentity(t *testing.T) {
 	for _, f := range []string{"io.mockk.mockk.maven-metadata.xml", "com.google.guava.guava.maven-metadata.xml"} {
-		body := readFixture(t, f)
+		body := classifiertest.ReadFile(t, f)
 		out, err := New().Filter(classifiers.Request{}, body, func(string) bool { return true })
 		if err != nil || !bytes.Equal(out, body) {
 			t.Errorf("%s: got %d bytes (%v), want the input unchanged", f, len(out), err)
@@ -247,8 +216,8 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestFacts(t *testing.T) {
-	meta := readFixture(t, "io.mockk.mockk.maven-metadata.xml")
-	pom := readFixture(t, "mockk-1.10.0.pom")
+	meta := classifiertest.ReadFile(t, "io.mockk.mockk.maven-metadata.xml")
+	pom := classifiertest.ReadFile(t, "mockk-1.10.0.pom")
 	published := time.Date(2020, 4, 19, 22, 24, 43, 0, time.UTC)
 	var mu sync.Mutex
 	var fetched []string
@@ -322,18 +291,12 @@ func TestFacts(t *testing.T) {
 }
 
 func TestREADMEAndTestdata(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil || !bytes.Contains(b, []byte("repo.maven.apache.org")) {
-		t.Errorf("got README error %v, want a README naming the hosts", err)
-	}
-	if es, err := os.ReadDir("testdata"); err != nil || len(es) == 0 {
-		t.Errorf("got %d testdata entries (%v), want some", len(es), err)
-	}
+	classifiertest.READMEAndTestdata(t, "repo.maven.apache.org")
 }
 
 func FuzzFilter(f *testing.F) {
 	for _, n := range []string{"io.mockk.mockk.maven-metadata.xml", "com.google.guava.guava.maven-metadata.xml", "commons-collections.commons-collections.maven-metadata.xml", "mockk-1.10.0.pom"} {
-		f.Add(readFixture(f, n))
+		f.Add(classifiertest.ReadFile(f, n))
 	}
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -361,10 +324,5 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest(http.MethodGet, "https://repo.maven.apache.org/maven2/org/apache/maven/plugins/maven-compiler-plugin/3.11.0/maven-compiler-plugin-3.11.0.jar.sha1", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Classify(r)
-	}
+	classifiertest.BenchClassify(b, New(), "https://repo.maven.apache.org/maven2/org/apache/maven/plugins/maven-compiler-plugin/3.11.0/maven-compiler-plugin-3.11.0.jar.sha1", classifiers.KindArtifact)
 }

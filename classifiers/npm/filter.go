@@ -9,6 +9,7 @@ import (
 	"deps.dev/util/semver"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/jsonscan"
 )
 
 // Filter drops denied versions from a packument (full or abbreviated) with
@@ -19,16 +20,16 @@ import (
 // A single-version document (req.Version set) cannot be shrunk: it is
 // returned unchanged when kept and refused with ErrNoAllowedVersion otherwise.
 func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(version string) bool) ([]byte, error) {
-	if !validJSON(body) {
+	if !jsonscan.Valid(body) {
 		return nil, classifiers.Malformed("npm: %s: invalid JSON", req.Package)
 	}
-	top, ok := objectMembers(body, 0)
+	top, ok := jsonscan.ObjectMembers(body, 0)
 	if !ok {
 		return nil, classifiers.Malformed("npm: %s: document is not an object", req.Package)
 	}
-	var versions, distTags, timeM *member
+	var versions, distTags, timeM *jsonscan.Member
 	for i := range top {
-		switch top[i].key(body) {
+		switch top[i].Key(body) {
 		case "versions":
 			versions = &top[i]
 		case "dist-tags":
@@ -54,15 +55,15 @@ func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(versio
 		}
 		return nil, fmt.Errorf("npm: %s@%s: %w", req.Package, v, classifiers.ErrNoAllowedVersion)
 	}
-	vms, ok := objectMembers(body, versions.valStart)
+	vms, ok := jsonscan.ObjectMembers(body, versions.ValStart)
 	if !ok {
 		return nil, classifiers.Malformed("npm: %s: versions is not an object", req.Package)
 	}
-	kept := make([]member, 0, len(vms))
+	kept := make([]jsonscan.Member, 0, len(vms))
 	keptNames := make([]string, 0, len(vms))
 	removed := map[string]bool{}
 	for _, m := range vms {
-		v := m.key(body)
+		v := m.Key(body)
 		if keep(v) {
 			kept = append(kept, m)
 			keptNames = append(keptNames, v)
@@ -72,15 +73,15 @@ func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(versio
 	}
 
 	// dist-tags: repoint those naming a dropped or denied version.
-	var tags []member
+	var tags []jsonscan.Member
 	tagTarget := map[int]string{} // index in tags → new target ("" = drop)
 	tagsChanged := false
 	if distTags != nil {
-		tags, _ = objectMembers(body, distTags.valStart)
+		tags, _ = jsonscan.ObjectMembers(body, distTags.ValStart)
 		var ranked *rankedVersions
 		for i, t := range tags {
 			var target string
-			if json.Unmarshal(body[t.valStart:t.valEnd], &target) != nil {
+			if json.Unmarshal(body[t.ValStart:t.ValEnd], &target) != nil {
 				continue
 			}
 			if !removed[target] && keep(target) {
@@ -103,7 +104,7 @@ func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(versio
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, body[m.keyStart:m.keyEnd]...)
+		out = append(out, body[m.KeyStart:m.KeyEnd]...)
 		out = append(out, ':')
 		switch {
 		case &top[i] == versions:
@@ -120,19 +121,19 @@ func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(versio
 					out = append(out, ',')
 				}
 				n++
-				out = append(out, body[t.keyStart:t.keyEnd]...)
+				out = append(out, body[t.KeyStart:t.KeyEnd]...)
 				out = append(out, ':')
 				if changed {
 					out = appendJSONString(out, target)
 				} else {
-					out = append(out, body[t.valStart:t.valEnd]...)
+					out = append(out, body[t.ValStart:t.ValEnd]...)
 				}
 			}
 			out = append(out, '}')
 		case &top[i] == timeM:
 			out = appendTime(out, body, m, removed)
 		default:
-			out = append(out, body[m.valStart:m.valEnd]...)
+			out = append(out, body[m.ValStart:m.ValEnd]...)
 		}
 	}
 	out = append(out, '}')
@@ -142,15 +143,15 @@ func (*Classifier) Filter(req classifiers.Request, body []byte, keep func(versio
 // appendTime copies the time object without removed versions. "modified"
 // keeps its upstream value so that the same upstream document and policy
 // always filter to the same bytes (stable ETags, 304s for clients).
-func appendTime(out, body []byte, m member, removed map[string]bool) []byte {
-	tms, ok := objectMembers(body, m.valStart)
+func appendTime(out, body []byte, m jsonscan.Member, removed map[string]bool) []byte {
+	tms, ok := jsonscan.ObjectMembers(body, m.ValStart)
 	if !ok {
-		return append(out, body[m.valStart:m.valEnd]...)
+		return append(out, body[m.ValStart:m.ValEnd]...)
 	}
 	out = append(out, '{')
 	n := 0
 	for _, t := range tms {
-		k := t.key(body)
+		k := t.Key(body)
 		if removed[k] {
 			continue
 		}
@@ -158,20 +159,20 @@ func appendTime(out, body []byte, m member, removed map[string]bool) []byte {
 			out = append(out, ',')
 		}
 		n++
-		out = append(out, body[t.keyStart:t.keyEnd]...)
+		out = append(out, body[t.KeyStart:t.KeyEnd]...)
 		out = append(out, ':')
-		out = append(out, body[t.valStart:t.valEnd]...)
+		out = append(out, body[t.ValStart:t.ValEnd]...)
 	}
 	return append(out, '}')
 }
 
-func appendMembers(out, body []byte, ms []member) []byte {
+func appendMembers(out, body []byte, ms []jsonscan.Member) []byte {
 	out = append(out, '{')
 	for i, m := range ms {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, body[m.keyStart:m.valEnd]...)
+		out = append(out, body[m.KeyStart:m.ValEnd]...)
 	}
 	return append(out, '}')
 }

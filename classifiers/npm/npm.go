@@ -18,6 +18,7 @@ import (
 	"deps.dev/util/semver"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/jsonscan"
 )
 
 // now is the clock (tests move it).
@@ -164,20 +165,20 @@ func validName(name string) bool {
 // It walks the raw document and decodes only the few members it needs, so
 // that the megabytes of readmes in a large packument are skipped, not decoded.
 func (*Classifier) Parse(req classifiers.Request, body []byte) (*classifiers.Metadata, error) {
-	if !validJSON(body) {
+	if !jsonscan.Valid(body) {
 		return nil, classifiers.Malformed("npm: %s: invalid JSON", req.Package)
 	}
-	top, ok := objectMembers(body, 0)
+	top, ok := jsonscan.ObjectMembers(body, 0)
 	if !ok {
 		return nil, classifiers.Malformed("npm: %s: document is not an object", req.Package)
 	}
-	var versions, distTags, times *member
+	var versions, distTags, times *jsonscan.Member
 	var single, hasDist bool
 	md := &classifiers.Metadata{Package: req.Package}
 	for i, m := range top {
-		switch m.key(body) {
+		switch m.Key(body) {
 		case "name":
-			if n := rawString(body[m.valStart:m.valEnd]); n != "" {
+			if n := rawString(body[m.ValStart:m.ValEnd]); n != "" {
 				md.Package = n
 			}
 		case "versions":
@@ -187,7 +188,7 @@ func (*Classifier) Parse(req classifiers.Request, body []byte) (*classifiers.Met
 		case "time":
 			times = &top[i]
 		case "version":
-			single = rawString(body[m.valStart:m.valEnd]) != ""
+			single = rawString(body[m.ValStart:m.ValEnd]) != ""
 		case "dist":
 			hasDist = true
 		}
@@ -207,32 +208,32 @@ func (*Classifier) Parse(req classifiers.Request, body []byte) (*classifiers.Met
 	if versions == nil {
 		return nil, classifiers.Malformed("npm: %s: document has no versions", req.Package)
 	}
-	vms, ok := objectMembers(body, versions.valStart)
+	vms, ok := jsonscan.ObjectMembers(body, versions.ValStart)
 	if !ok {
 		return nil, classifiers.Malformed("npm: %s: versions is not an object", req.Package)
 	}
 	if distTags != nil {
-		if tms, ok := objectMembers(body, distTags.valStart); ok {
+		if tms, ok := jsonscan.ObjectMembers(body, distTags.ValStart); ok {
 			for _, t := range tms {
-				if t.key(body) == "latest" {
-					md.Latest = rawString(body[t.valStart:t.valEnd])
+				if t.Key(body) == "latest" {
+					md.Latest = rawString(body[t.ValStart:t.ValEnd])
 				}
 			}
 		}
 	}
 	published := map[string]time.Time{}
 	if times != nil {
-		tms, _ := objectMembers(body, times.valStart)
+		tms, _ := jsonscan.ObjectMembers(body, times.ValStart)
 		for _, t := range tms {
-			if pt, err := time.Parse(time.RFC3339Nano, rawString(body[t.valStart:t.valEnd])); err == nil {
-				published[t.key(body)] = pt.UTC()
+			if pt, err := time.Parse(time.RFC3339Nano, rawString(body[t.ValStart:t.ValEnd])); err == nil {
+				published[t.Key(body)] = pt.UTC()
 			}
 		}
 	}
 	md.Versions = make([]classifiers.Version, 0, len(vms))
 	for _, m := range vms {
-		ver := m.key(body)
-		v, err := parseVersion(ver, body, m.valStart)
+		ver := m.Key(body)
+		v, err := parseVersion(ver, body, m.ValStart)
 		if err != nil {
 			return nil, err
 		}
@@ -246,15 +247,15 @@ func (*Classifier) Parse(req classifiers.Request, body []byte) (*classifiers.Met
 // parseVersion reads the facts of the version object at b[start]. Members
 // whose type varies across the registry's history are read leniently.
 func parseVersion(ver string, b []byte, start int) (classifiers.Version, error) {
-	ms, ok := objectMembers(b, start)
+	ms, ok := jsonscan.ObjectMembers(b, start)
 	if !ok {
 		return classifiers.Version{}, classifiers.Malformed("npm: version %q is not an object", ver)
 	}
 	v := classifiers.Version{Version: ver}
 	var scriptsRaw, userRaw, distRaw []byte
 	for _, m := range ms {
-		raw := b[m.valStart:m.valEnd]
-		switch m.key(b) {
+		raw := b[m.ValStart:m.ValEnd]
+		switch m.Key(b) {
 		case "license":
 			v.License = license(raw)
 		case "hasInstallScript":
@@ -393,7 +394,7 @@ func escapeName(name string) string {
 // RewriteIndex points dist.tarball URLs at proxyBase so that clients using
 // the proxy as their registry URL fetch tarballs through it too.
 func (*Classifier) RewriteIndex(req classifiers.Request, body []byte, proxyBase string) ([]byte, error) {
-	if !validJSON(body) {
+	if !jsonscan.Valid(body) {
 		return nil, classifiers.Malformed("npm: %s: invalid JSON", req.Package)
 	}
 	base := strings.TrimSuffix(proxyBase, "/") + "/"
@@ -406,11 +407,11 @@ func (*Classifier) RewriteIndex(req classifiers.Request, body []byte, proxyBase 
 			break
 		}
 		i += j + len(key)
-		k := skipSpace(body, i)
+		k := jsonscan.SkipSpace(body, i)
 		if k >= len(body) || body[k] != ':' {
 			continue
 		}
-		k = skipSpace(body, k+1)
+		k = jsonscan.SkipSpace(body, k+1)
 		if k >= len(body) || body[k] != '"' {
 			continue
 		}

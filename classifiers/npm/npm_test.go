@@ -2,61 +2,21 @@ package npm
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
-	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
+	"github.com/cafilprox/cafilprox/classifiers/internal/jsonscan"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Ext(name) == ".gz" {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: output differs from golden file (run with -update to accept)\ngot:  %.300s\nwant: %.300s", name, got, want)
-	}
-}
 
 func fixNow(t *testing.T) {
 	t.Helper()
@@ -121,7 +81,7 @@ func TestClassify(t *testing.T) {
 func TestParse(t *testing.T) {
 	c := New()
 	t.Run("is-stream full", func(t *testing.T) {
-		md, err := c.Parse(classifiers.Request{Package: "is-stream"}, readFile(t, "is-stream.packument.json"))
+		md, err := c.Parse(classifiers.Request{Package: "is-stream"}, classifiertest.ReadFile(t, "is-stream.packument.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +107,7 @@ func TestParse(t *testing.T) {
 		}
 	})
 	t.Run("synthetic abbreviated", func(t *testing.T) {
-		md, err := c.Parse(classifiers.Request{Package: "@acme/widget", Variant: "abbreviated"}, readFile(t, "synthetic-abbreviated.json"))
+		md, err := c.Parse(classifiers.Request{Package: "@acme/widget", Variant: "abbreviated"}, classifiertest.ReadFile(t, "synthetic-abbreviated.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,10 +148,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func keepExcept(denied ...string) func(string) bool {
-	return func(v string) bool { return !slices.Contains(denied, v) }
-}
-
 func TestFilter(t *testing.T) {
 	fixNow(t)
 	c := New()
@@ -200,21 +156,21 @@ func TestFilter(t *testing.T) {
 		req              classifiers.Request
 		keep             func(string) bool
 	}{
-		{"drop latest", "is-stream.packument.json", "is-stream.drop-3.0.0-2.0.0.golden", classifiers.Request{Package: "is-stream"}, keepExcept("3.0.0", "2.0.0")},
+		{"drop latest", "is-stream.packument.json", "is-stream.drop-3.0.0-2.0.0.golden", classifiers.Request{Package: "is-stream"}, classifiertest.KeepExcept("3.0.0", "2.0.0")},
 		{"drop all", "is-stream.packument.json", "is-stream.drop-all.golden", classifiers.Request{Package: "is-stream"}, func(string) bool { return false }},
-		{"abbreviated tags", "synthetic-abbreviated.json", "synthetic-abbreviated.drop-2.1.0-rc.golden", classifiers.Request{Package: "@acme/widget"}, keepExcept("2.1.0", "3.0.0-rc.1")},
-		{"spaced json", "sigstore-core.packument.json", "sigstore-core.drop-latest.golden", classifiers.Request{Package: "@sigstore/core"}, keepExcept("4.0.1")},
+		{"abbreviated tags", "synthetic-abbreviated.json", "synthetic-abbreviated.drop-2.1.0-rc.golden", classifiers.Request{Package: "@acme/widget"}, classifiertest.KeepExcept("2.1.0", "3.0.0-rc.1")},
+		{"spaced json", "sigstore-core.packument.json", "sigstore-core.drop-latest.golden", classifiers.Request{Package: "@sigstore/core"}, classifiertest.KeepExcept("4.0.1")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Filter(tt.req, readFile(t, tt.in), tt.keep)
+			got, err := c.Filter(tt.req, classifiertest.ReadFile(t, tt.in), tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !json.Valid(got) {
 				t.Fatalf("filtered document is not valid JSON")
 			}
-			golden(t, tt.golden, got)
+			classifiertest.Golden(t, tt.golden, got)
 			md, err := c.Parse(tt.req, got)
 			if err != nil {
 				t.Fatal(err)
@@ -228,7 +184,7 @@ func TestFilter(t *testing.T) {
 	}
 
 	t.Run("dist-tags", func(t *testing.T) {
-		got, err := c.Filter(classifiers.Request{Package: "@acme/widget"}, readFile(t, "synthetic-abbreviated.json"), keepExcept("2.1.0", "3.0.0-rc.1", "1.0.0"))
+		got, err := c.Filter(classifiers.Request{Package: "@acme/widget"}, classifiertest.ReadFile(t, "synthetic-abbreviated.json"), classifiertest.KeepExcept("2.1.0", "3.0.0-rc.1", "1.0.0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,13 +204,13 @@ func TestFilter(t *testing.T) {
 		if doc.Modified != "2025-03-01T10:00:00.000Z" {
 			t.Errorf("modified: got %q, want the upstream value kept (deterministic output)", doc.Modified)
 		}
-		again, _ := c.Filter(classifiers.Request{Package: "@acme/widget"}, readFile(t, "synthetic-abbreviated.json"), keepExcept("2.1.0", "3.0.0-rc.1", "1.0.0"))
+		again, _ := c.Filter(classifiers.Request{Package: "@acme/widget"}, classifiertest.ReadFile(t, "synthetic-abbreviated.json"), classifiertest.KeepExcept("2.1.0", "3.0.0-rc.1", "1.0.0"))
 		if !bytes.Equal(again, got) {
 			t.Error("filtering the same document twice gave different bytes")
 		}
 	})
 	t.Run("nothing removed is identity", func(t *testing.T) {
-		in := readFile(t, "is-stream.packument.json")
+		in := classifiertest.ReadFile(t, "is-stream.packument.json")
 		got, err := c.Filter(classifiers.Request{Package: "is-stream"}, in, func(string) bool { return true })
 		if err != nil {
 			t.Fatal(err)
@@ -266,16 +222,16 @@ func TestFilter(t *testing.T) {
 	t.Run("version document", func(t *testing.T) {
 		doc := []byte(`{"name":"left-pad","version":"1.3.0","dist":{}}`)
 		req := classifiers.Request{Package: "left-pad", Version: "1.3.0"}
-		if got, err := c.Filter(req, doc, keepExcept()); err != nil || !bytes.Equal(got, doc) {
+		if got, err := c.Filter(req, doc, classifiertest.KeepExcept()); err != nil || !bytes.Equal(got, doc) {
 			t.Errorf("kept: got %s, %v, want input unchanged", got, err)
 		}
-		if _, err := c.Filter(req, doc, keepExcept("1.3.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
+		if _, err := c.Filter(req, doc, classifiertest.KeepExcept("1.3.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
 			t.Errorf("denied: got %v, want ErrNoAllowedVersion", err)
 		}
 	})
 	for _, bad := range []string{`{"versions":`, `"x"`, `{"versions":[]}`, `{}`} {
 		t.Run("malformed "+bad, func(t *testing.T) {
-			_, err := c.Filter(classifiers.Request{Package: "x"}, []byte(bad), keepExcept())
+			_, err := c.Filter(classifiers.Request{Package: "x"}, []byte(bad), classifiertest.KeepExcept())
 			if !errors.Is(err, classifiers.ErrMalformed) {
 				t.Errorf("got %v, want ErrMalformed", err)
 			}
@@ -309,11 +265,11 @@ func TestReplacement(t *testing.T) {
 
 func TestRewriteIndex(t *testing.T) {
 	c := New()
-	got, err := c.RewriteIndex(classifiers.Request{Package: "@acme/widget"}, readFile(t, "synthetic-abbreviated.json"), "http://proxy:8080/npm/")
+	got, err := c.RewriteIndex(classifiers.Request{Package: "@acme/widget"}, classifiertest.ReadFile(t, "synthetic-abbreviated.json"), "http://proxy:8080/npm/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "synthetic-abbreviated.rewrite.golden", got)
+	classifiertest.Golden(t, "synthetic-abbreviated.rewrite.golden", got)
 	if bytes.Contains(got, []byte(`"tarball":"https://registry.npmjs.org`)) {
 		t.Errorf("got a tarball URL left on the registry")
 	}
@@ -321,7 +277,7 @@ func TestRewriteIndex(t *testing.T) {
 	if !bytes.Contains(got, []byte(`"url":"https://registry.npmjs.org/-/npm/v1/attestations/`)) {
 		t.Errorf("got the attestation URL rewritten, want it unchanged")
 	}
-	spaced := readFile(t, "sigstore-core.packument.json")
+	spaced := classifiertest.ReadFile(t, "sigstore-core.packument.json")
 	got, err = c.RewriteIndex(classifiers.Request{}, spaced, "http://p/npm")
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +292,7 @@ func TestRewriteIndex(t *testing.T) {
 
 func TestFacts(t *testing.T) {
 	c := New()
-	body := readFile(t, "is-stream.packument.json")
+	body := classifiertest.ReadFile(t, "is-stream.packument.json")
 	var gotURL, gotAccept string
 	f := classifiers.FetcherFunc(func(_ context.Context, url string, h http.Header) ([]byte, http.Header, error) {
 		gotURL, gotAccept = url, h.Get("Accept")
@@ -355,26 +311,19 @@ func TestFacts(t *testing.T) {
 	if _, err := c.Facts(context.Background(), classifiers.Request{Package: "@types/node"}, f); err != nil || gotURL != "https://registry.npmjs.org/@types%2fnode" {
 		t.Errorf("scoped: got %s (%v), want the %%2f form", gotURL, err)
 	}
-	failing := classifiers.FetcherFunc(func(context.Context, string, http.Header) ([]byte, http.Header, error) {
-		return nil, nil, &classifiers.StatusError{Status: 404}
-	})
 	var se *classifiers.StatusError
-	if _, err := c.Facts(context.Background(), classifiers.Request{Package: "x"}, failing); !errors.As(err, &se) {
+	if _, err := c.Facts(context.Background(), classifiers.Request{Package: "x"}, classifiertest.NotFound); !errors.As(err, &se) {
 		t.Errorf("got %v, want the StatusError wrapped", err)
 	}
 }
 
-func TestReadme(t *testing.T) {
-	for _, p := range []string{"README.md", "testdata"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("got %v, want %s present", err, p)
-		}
-	}
+func TestREADMEAndTestdata(t *testing.T) {
+	classifiertest.READMEAndTestdata(t, "registry.npmjs.org")
 }
 
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"is-stream.packument.json", "synthetic-abbreviated.json", "sigstore-core.packument.json"} {
-		f.Add(readFile(f, name), "")
+		f.Add(classifiertest.ReadFile(f, name), "")
 	}
 	f.Add([]byte(`{"name":"a","version":"1.0.0","dist":{}}`), "1.0.0")
 	c := New()
@@ -388,12 +337,12 @@ func FuzzParse(f *testing.F) {
 
 func FuzzFilter(f *testing.F) {
 	for _, name := range []string{"is-stream.packument.json", "synthetic-abbreviated.json", "sigstore-core.packument.json"} {
-		f.Add(readFile(f, name), "3.0.0")
+		f.Add(classifiertest.ReadFile(f, name), "3.0.0")
 	}
 	f.Add([]byte(`{"versions":{"a\"b":{}},"dist-tags":{"x":"a\"b"}}`), `a"b`)
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, deny string) {
-		got, err := c.Filter(classifiers.Request{Package: "p"}, body, keepExcept(deny))
+		got, err := c.Filter(classifiers.Request{Package: "p"}, body, classifiertest.KeepExcept(deny))
 		if err != nil {
 			if !errors.Is(err, classifiers.ErrMalformed) && !errors.Is(err, classifiers.ErrNoAllowedVersion) {
 				t.Errorf("got %v, want ErrMalformed", err)
@@ -410,7 +359,7 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkFilterLarge(b *testing.B) {
-	body := readFile(b, "typescript.packument.json.gz")
+	body := classifiertest.ReadFile(b, "typescript.packument.json.gz")
 	c := New()
 	// Deny a third of the versions and the latest one, which forces
 	// version, time and dist-tag rewrites.
@@ -438,7 +387,7 @@ func BenchmarkFilterLarge(b *testing.B) {
 }
 
 func BenchmarkParseLarge(b *testing.B) {
-	body := readFile(b, "typescript.packument.json.gz")
+	body := classifiertest.ReadFile(b, "typescript.packument.json.gz")
 	c := New()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -450,14 +399,7 @@ func BenchmarkParseLarge(b *testing.B) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest("GET", "https://registry.npmjs.org/@types%2fnode/-/node-20.1.0.tgz", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if c.Classify(r).Kind != classifiers.KindArtifact {
-			b.Fatal("not an artifact")
-		}
-	}
+	classifiertest.BenchClassify(b, New(), "https://registry.npmjs.org/@types%2fnode/-/node-20.1.0.tgz", classifiers.KindArtifact)
 }
 
 // TestTruncated feeds every prefix (at a stride) of each fixture to Parse,
@@ -466,13 +408,13 @@ func BenchmarkClassify(b *testing.B) {
 func TestTruncated(t *testing.T) {
 	c := New()
 	for _, name := range []string{"is-stream.packument.json", "synthetic-abbreviated.json"} {
-		body := readFile(t, name)
+		body := classifiertest.ReadFile(t, name)
 		for i := 0; i < len(body); i += 29 {
 			cut := body[:i]
 			if _, err := c.Parse(classifiers.Request{}, cut); err == nil {
 				t.Errorf("%s[:%d]: parse got nil error, want ErrMalformed", name, i)
 			}
-			if _, err := c.Filter(classifiers.Request{}, cut, keepExcept("2.0.0")); !errors.Is(err, classifiers.ErrMalformed) {
+			if _, err := c.Filter(classifiers.Request{}, cut, classifiertest.KeepExcept("2.0.0")); !errors.Is(err, classifiers.ErrMalformed) {
 				t.Errorf("%s[:%d]: filter got %v, want ErrMalformed", name, i, err)
 			}
 			if _, err := c.RewriteIndex(classifiers.Request{}, cut, "http://p"); !errors.Is(err, classifiers.ErrMalformed) {
@@ -486,32 +428,32 @@ func TestTruncated(t *testing.T) {
 // version also under a "-copy" pre-release key) to the 20 MB of the
 // performance target.
 func BenchmarkFilter20MB(b *testing.B) {
-	src := readFile(b, "typescript.packument.json.gz")
-	top, _ := objectMembers(src, 0)
+	src := classifiertest.ReadFile(b, "typescript.packument.json.gz")
+	top, _ := jsonscan.ObjectMembers(src, 0)
 	var body []byte
 	body = append(body, '{')
 	for i, m := range top {
 		if i > 0 {
 			body = append(body, ',')
 		}
-		body = append(body, src[m.keyStart:m.keyEnd]...)
+		body = append(body, src[m.KeyStart:m.KeyEnd]...)
 		body = append(body, ':')
-		k := m.key(src)
+		k := m.Key(src)
 		if k != "versions" && k != "time" {
-			body = append(body, src[m.valStart:m.valEnd]...)
+			body = append(body, src[m.ValStart:m.ValEnd]...)
 			continue
 		}
-		ms, _ := objectMembers(src, m.valStart)
+		ms, _ := jsonscan.ObjectMembers(src, m.ValStart)
 		body = append(body, '{')
 		for j, v := range ms {
 			if j > 0 {
 				body = append(body, ',')
 			}
-			body = append(body, src[v.keyStart:v.valEnd]...)
+			body = append(body, src[v.KeyStart:v.ValEnd]...)
 			body = append(body, ',')
-			body = append(body, src[v.keyStart:v.keyEnd-1]...)
+			body = append(body, src[v.KeyStart:v.KeyEnd-1]...)
 			body = append(body, `-copy"`...)
-			body = append(body, src[v.keyEnd:v.valEnd]...)
+			body = append(body, src[v.KeyEnd:v.ValEnd]...)
 		}
 		body = append(body, '}')
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/jsonscan"
 )
 
 // Filter drops the files and version entries of denied versions from any of
@@ -74,16 +75,16 @@ func filterSimpleJSON(req classifiers.Request, body []byte, keep func(string) bo
 	if !json.Valid(body) {
 		return nil, classifiers.Malformed("pypi: %s: invalid JSON", req.Package)
 	}
-	top, ok := objectMembers(body, 0)
+	top, ok := jsonscan.ObjectMembers(body, 0)
 	if !ok {
 		return nil, classifiers.Malformed("pypi: %s: simple JSON is not an object", req.Package)
 	}
 	changed := false
 	repl := map[int][]byte{}
 	for i, m := range top {
-		switch m.key(body) {
+		switch m.Key(body) {
 		case "files":
-			els, ok := arrayElements(body, m.valStart)
+			els, ok := jsonscan.ArrayElements(body, m.ValStart)
 			if !ok {
 				return nil, classifiers.Malformed("pypi: %s: files is not an array", req.Package)
 			}
@@ -101,7 +102,7 @@ func filterSimpleJSON(req classifiers.Request, body []byte, keep func(string) bo
 			}
 			repl[i] = appendArray(nil, body, keptEls)
 		case "versions":
-			els, ok := arrayElements(body, m.valStart)
+			els, ok := jsonscan.ArrayElements(body, m.ValStart)
 			if !ok {
 				return nil, classifiers.Malformed("pypi: %s: versions is not an array", req.Package)
 			}
@@ -131,10 +132,10 @@ func filterJSONAPI(req classifiers.Request, body []byte, keep func(string) bool)
 	if err != nil {
 		return nil, err
 	}
-	top, _ := objectMembers(body, 0)
+	top, _ := jsonscan.ObjectMembers(body, 0)
 	var releases, info, urls = -1, -1, -1
 	for i, m := range top {
-		switch m.key(body) {
+		switch m.Key(body) {
 		case "releases":
 			releases = i
 		case "info":
@@ -149,19 +150,19 @@ func filterJSONAPI(req classifiers.Request, body []byte, keep func(string) bool)
 		}
 		return nil, fmt.Errorf("pypi: %s@%s: %w", req.Package, d.latest, classifiers.ErrNoAllowedVersion)
 	}
-	rms, ok := objectMembers(body, top[releases].valStart)
+	rms, ok := jsonscan.ObjectMembers(body, top[releases].ValStart)
 	if !ok {
 		return nil, classifiers.Malformed("pypi: %s: releases is not an object", req.Package)
 	}
-	var kept []member
+	var kept []jsonscan.Member
 	var keptNames []string
 	keptRaw := map[string][]byte{}
 	for _, m := range rms {
-		v := m.key(body)
+		v := m.Key(body)
 		if keep(v) {
 			kept = append(kept, m)
 			keptNames = append(keptNames, v)
-			keptRaw[v] = body[m.valStart:m.valEnd]
+			keptRaw[v] = body[m.ValStart:m.ValEnd]
 		}
 	}
 	latestDenied := d.latest != "" && !keep(d.latest)
@@ -174,7 +175,7 @@ func filterJSONAPI(req classifiers.Request, body []byte, keep func(string) bool)
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, body[m.keyStart:m.valEnd]...)
+		out = append(out, body[m.KeyStart:m.ValEnd]...)
 	}
 	repl[releases] = append(out, '}')
 	if latestDenied {
@@ -195,14 +196,14 @@ func filterJSONAPI(req classifiers.Request, body []byte, keep func(string) bool)
 
 // rewriteInfo sets info.version to nv (null when nothing is left) and
 // fixes release_url, leaving the other info fields as they were.
-func rewriteInfo(body []byte, info member, old, nv string) []byte {
-	ms, ok := objectMembers(body, info.valStart)
+func rewriteInfo(body []byte, info jsonscan.Member, old, nv string) []byte {
+	ms, ok := jsonscan.ObjectMembers(body, info.ValStart)
 	if !ok {
-		return body[info.valStart:info.valEnd]
+		return body[info.ValStart:info.ValEnd]
 	}
 	repl := map[int][]byte{}
 	for i, m := range ms {
-		switch m.key(body) {
+		switch m.Key(body) {
 		case "version":
 			if nv == "" {
 				repl[i] = []byte("null")
@@ -211,7 +212,7 @@ func rewriteInfo(body []byte, info member, old, nv string) []byte {
 			}
 		case "release_url":
 			var u string
-			if json.Unmarshal(body[m.valStart:m.valEnd], &u) == nil && nv != "" {
+			if json.Unmarshal(body[m.ValStart:m.ValEnd], &u) == nil && nv != "" {
 				repl[i] = jsonString(strings.Replace(u, "/"+old+"/", "/"+nv+"/", 1))
 			}
 		}
@@ -225,19 +226,19 @@ func jsonString(s string) []byte {
 }
 
 // rebuild writes the object described by ms with values replaced per repl.
-func rebuild(body []byte, ms []member, repl map[int][]byte) []byte {
+func rebuild(body []byte, ms []jsonscan.Member, repl map[int][]byte) []byte {
 	out := make([]byte, 0, len(body))
 	out = append(out, '{')
 	for i, m := range ms {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, body[m.keyStart:m.keyEnd]...)
+		out = append(out, body[m.KeyStart:m.KeyEnd]...)
 		out = append(out, ':')
 		if r, ok := repl[i]; ok {
 			out = append(out, r...)
 		} else {
-			out = append(out, body[m.valStart:m.valEnd]...)
+			out = append(out, body[m.ValStart:m.ValEnd]...)
 		}
 	}
 	return append(out, '}')

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,12 +49,8 @@ func (*Classifier) DefaultHosts() []string {
 	return []string{"pypi.org", "files.pythonhosted.org"}
 }
 
-var nameSep = regexp.MustCompile(`[-_.]+`)
-
 // Normalize applies PEP 503 name normalization.
-func Normalize(name string) string {
-	return strings.ToLower(nameSep.ReplaceAllString(name, "-"))
-}
+func Normalize(name string) string { return classifiers.Normalize(classifiers.PyPI, name) }
 
 // Classify recognises simple pages, JSON API documents, distribution files
 // and the integrity API.

@@ -5,50 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: output differs from golden file (run with -update to accept)\ngot:  %.400s\nwant: %.400s", name, got, want)
-	}
-}
-
-func keepExcept(denied ...string) func(string) bool {
-	return func(v string) bool { return !slices.Contains(denied, v) }
-}
 
 func TestClassify(t *testing.T) {
 	const pipAccept = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
@@ -133,7 +99,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			md, err := c.Parse(tt.req, readFile(t, tt.file))
+			md, err := c.Parse(tt.req, classifiertest.ReadFile(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +125,7 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
-	if md, _ := c.Parse(classifiers.Request{Variant: "jsonapi"}, readFile(t, "pypi-luigi.json")); len(md.Versions) != 84 {
+	if md, _ := c.Parse(classifiers.Request{Variant: "jsonapi"}, classifiertest.ReadFile(t, "pypi-luigi.json")); len(md.Versions) != 84 {
 		t.Errorf("luigi: got %d versions, want 84", len(md.Versions))
 	}
 	for _, bad := range []struct{ variant, body string }{
@@ -174,7 +140,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestFiles(t *testing.T) {
-	fs, err := Files(classifiers.Request{Variant: "html"}, readFile(t, "simple-black-yanked.html"))
+	fs, err := Files(classifiers.Request{Variant: "html"}, classifiertest.ReadFile(t, "simple-black-yanked.html"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,23 +162,23 @@ func TestFilter(t *testing.T) {
 		req              classifiers.Request
 		keep             func(string) bool
 	}{
-		{"html", "simple-snowflake-legacy.html", "simple-snowflake-legacy.drop.golden", classifiers.Request{Package: "snowflake-legacy", Variant: "html"}, keepExcept("0.11.0", "0.4.0")},
-		{"html indented", "simple-black-yanked.html", "simple-black-yanked.drop.golden", classifiers.Request{Package: "black", Variant: "html"}, keepExcept("19.10b0")},
-		{"simple json", "simple-poetry-core-provenance.v1.json", "simple-poetry-core.drop.golden", classifiers.Request{Package: "poetry-core", Variant: "json"}, keepExcept("2.1.3")},
-		{"json api latest", "pypi-luigi.json", "pypi-luigi.drop-latest.golden", classifiers.Request{Package: "luigi", Variant: "jsonapi"}, keepExcept("3.6.0", "3.5.2", "1.0")},
+		{"html", "simple-snowflake-legacy.html", "simple-snowflake-legacy.drop.golden", classifiers.Request{Package: "snowflake-legacy", Variant: "html"}, classifiertest.KeepExcept("0.11.0", "0.4.0")},
+		{"html indented", "simple-black-yanked.html", "simple-black-yanked.drop.golden", classifiers.Request{Package: "black", Variant: "html"}, classifiertest.KeepExcept("19.10b0")},
+		{"simple json", "simple-poetry-core-provenance.v1.json", "simple-poetry-core.drop.golden", classifiers.Request{Package: "poetry-core", Variant: "json"}, classifiertest.KeepExcept("2.1.3")},
+		{"json api latest", "pypi-luigi.json", "pypi-luigi.drop-latest.golden", classifiers.Request{Package: "luigi", Variant: "jsonapi"}, classifiertest.KeepExcept("3.6.0", "3.5.2", "1.0")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := c.Filter(tt.req, readFile(t, tt.in), tt.keep)
+			got, err := c.Filter(tt.req, classifiertest.ReadFile(t, tt.in), tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.golden, got)
+			classifiertest.Golden(t, tt.golden, got)
 			md, err := c.Parse(tt.req, got)
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, _ := c.Parse(tt.req, readFile(t, tt.in))
+			before, _ := c.Parse(tt.req, classifiertest.ReadFile(t, tt.in))
 			n := 0
 			for _, v := range before.Versions {
 				if tt.keep(v.Version) {
@@ -230,7 +196,7 @@ func TestFilter(t *testing.T) {
 		})
 	}
 	t.Run("json api latest repointed", func(t *testing.T) {
-		got, err := c.Filter(classifiers.Request{Variant: "jsonapi"}, readFile(t, "pypi-luigi.json"), keepExcept("3.6.0"))
+		got, err := c.Filter(classifiers.Request{Variant: "jsonapi"}, classifiertest.ReadFile(t, "pypi-luigi.json"), classifiertest.KeepExcept("3.6.0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,8 +216,8 @@ func TestFilter(t *testing.T) {
 	})
 	t.Run("nothing removed is identity", func(t *testing.T) {
 		for _, in := range []string{"simple-snowflake-legacy.html", "simple-black-yanked.v1.json", "pypi-luigi.json"} {
-			body := readFile(t, in)
-			got, err := c.Filter(classifiers.Request{Variant: map[bool]string{true: "jsonapi"}[in == "pypi-luigi.json"]}, body, keepExcept())
+			body := classifiertest.ReadFile(t, in)
+			got, err := c.Filter(classifiers.Request{Variant: map[bool]string{true: "jsonapi"}[in == "pypi-luigi.json"]}, body, classifiertest.KeepExcept())
 			if err != nil || !bytes.Equal(got, body) {
 				t.Errorf("%s: got a rewritten document (%v), want it unchanged", in, err)
 			}
@@ -260,16 +226,16 @@ func TestFilter(t *testing.T) {
 	t.Run("version document", func(t *testing.T) {
 		doc := []byte(`{"info":{"name":"x","version":"1.0"},"urls":[]}`)
 		req := classifiers.Request{Package: "x", Version: "1.0", Variant: "jsonapi"}
-		if got, err := c.Filter(req, doc, keepExcept()); err != nil || !bytes.Equal(got, doc) {
+		if got, err := c.Filter(req, doc, classifiertest.KeepExcept()); err != nil || !bytes.Equal(got, doc) {
 			t.Errorf("kept: got %s, %v, want input unchanged", got, err)
 		}
-		if _, err := c.Filter(req, doc, keepExcept("1.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
+		if _, err := c.Filter(req, doc, classifiertest.KeepExcept("1.0")); !errors.Is(err, classifiers.ErrNoAllowedVersion) {
 			t.Errorf("denied: got %v, want ErrNoAllowedVersion", err)
 		}
 	})
 	for _, bad := range []struct{ variant, body string }{{"json", `{"files":{}}`}, {"json", `{"files":[],"versions":[1]}`}, {"json", `{"files":[1]}`}, {"jsonapi", `{"info":{},"releases":1}`}, {"html", ``}} {
 		t.Run("malformed "+bad.body, func(t *testing.T) {
-			if _, err := c.Filter(classifiers.Request{Variant: bad.variant}, []byte(bad.body), keepExcept("1")); !errors.Is(err, classifiers.ErrMalformed) {
+			if _, err := c.Filter(classifiers.Request{Variant: bad.variant}, []byte(bad.body), classifiertest.KeepExcept("1")); !errors.Is(err, classifiers.ErrMalformed) {
 				t.Errorf("got %v, want ErrMalformed", err)
 			}
 		})
@@ -278,18 +244,18 @@ func TestFilter(t *testing.T) {
 
 func TestRewriteIndex(t *testing.T) {
 	c := New()
-	got, err := c.RewriteIndex(classifiers.Request{Variant: "html"}, readFile(t, "simple-black-yanked.html"), "http://proxy:8080/pypi/")
+	got, err := c.RewriteIndex(classifiers.Request{Variant: "html"}, classifiertest.ReadFile(t, "simple-black-yanked.html"), "http://proxy:8080/pypi/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "simple-black-yanked.rewrite.golden", got)
+	classifiertest.Golden(t, "simple-black-yanked.rewrite.golden", got)
 	if n := bytes.Count(got, []byte(`href="http://proxy:8080/pypi/files/packages/`)); n != 4 {
 		t.Errorf("got %d rewritten hrefs, want 4", n)
 	}
 	if !bytes.Contains(got, []byte("black-21.11b0.tar.gz#sha256=f23c482185d842e2f19d506e55c004061167e3c677c063ecd721042c62086ada")) {
 		t.Errorf("got the sha256 fragment lost")
 	}
-	got, err = c.RewriteIndex(classifiers.Request{Variant: "json"}, readFile(t, "simple-poetry-core-provenance.v1.json"), "http://p/pypi")
+	got, err = c.RewriteIndex(classifiers.Request{Variant: "json"}, classifiertest.ReadFile(t, "simple-poetry-core-provenance.v1.json"), "http://p/pypi")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +275,7 @@ func TestFacts(t *testing.T) {
 		if strings.HasSuffix(url, "/provenance") {
 			return []byte(`{"attestation_bundles":[{"publisher":{"kind":"GitHub","repository":"python-poetry/poetry-core"},"attestations":[]}]}`), nil, nil
 		}
-		return readFile(t, "simple-poetry-core-provenance.v1.json"), nil, nil
+		return classifiertest.ReadFile(t, "simple-poetry-core-provenance.v1.json"), nil, nil
 	})
 	md, err := c.Facts(context.Background(), classifiers.Request{Package: "Poetry_Core", Version: "2.1.3", Variant: "html"}, f)
 	if err != nil {
@@ -331,12 +297,8 @@ func TestFacts(t *testing.T) {
 	}
 }
 
-func TestReadme(t *testing.T) {
-	for _, p := range []string{"README.md", "testdata"} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("got %v, want %s present", err, p)
-		}
-	}
+func TestREADMEAndTestdata(t *testing.T) {
+	classifiertest.READMEAndTestdata(t, "pypi.org")
 }
 
 var seeds = []struct{ file, variant string }{
@@ -348,7 +310,7 @@ func variantOf(n uint8) string { return []string{"html", "json", "jsonapi", ""}[
 
 func FuzzParse(f *testing.F) {
 	for _, s := range seeds {
-		f.Add(readFile(f, s.file), uint8(slices.Index([]string{"html", "json", "jsonapi"}, s.variant)))
+		f.Add(classifiertest.ReadFile(f, s.file), uint8(slices.Index([]string{"html", "json", "jsonapi"}, s.variant)))
 	}
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, variant uint8) {
@@ -361,12 +323,12 @@ func FuzzParse(f *testing.F) {
 
 func FuzzFilter(f *testing.F) {
 	for _, s := range seeds {
-		f.Add(readFile(f, s.file), uint8(slices.Index([]string{"html", "json", "jsonapi"}, s.variant)), "21.11b0")
+		f.Add(classifiertest.ReadFile(f, s.file), uint8(slices.Index([]string{"html", "json", "jsonapi"}, s.variant)), "21.11b0")
 	}
 	c := New()
 	f.Fuzz(func(t *testing.T, body []byte, variant uint8, deny string) {
 		req := classifiers.Request{Variant: variantOf(variant)}
-		got, err := c.Filter(req, body, keepExcept(deny))
+		got, err := c.Filter(req, body, classifiertest.KeepExcept(deny))
 		if err != nil {
 			if !errors.Is(err, classifiers.ErrMalformed) && !errors.Is(err, classifiers.ErrNoAllowedVersion) {
 				t.Errorf("got %v, want ErrMalformed", err)
@@ -383,14 +345,7 @@ func FuzzFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest("GET", "https://files.pythonhosted.org/packages/fd/bb/ad34bbc93d1bea3de086d7c59e528d4a503ac8fe318bd1fa48605584c3d2/black-19.10b0-py36-none-any.whl", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		if c.Classify(r).Kind != classifiers.KindArtifact {
-			b.Fatal("not an artifact")
-		}
-	}
+	classifiertest.BenchClassify(b, New(), "https://files.pythonhosted.org/packages/fd/bb/ad34bbc93d1bea3de086d7c59e528d4a503ac8fe318bd1fa48605584c3d2/black-19.10b0-py36-none-any.whl", classifiers.KindArtifact)
 }
 
 func TestHTMLProvenance(t *testing.T) {
@@ -420,7 +375,7 @@ func TestHTMLProvenance(t *testing.T) {
 	if v := md.Version("2.0.0"); v == nil || v.Provenance {
 		t.Errorf("got %+v, want 2.0.0 without provenance", v)
 	}
-	got, err := c.Filter(classifiers.Request{Variant: "html"}, page, keepExcept("2.1.0"))
+	got, err := c.Filter(classifiers.Request{Variant: "html"}, page, classifiertest.KeepExcept("2.1.0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,12 +390,12 @@ func TestHTMLProvenance(t *testing.T) {
 func TestTruncated(t *testing.T) {
 	c := New()
 	for _, s := range seeds {
-		body := readFile(t, s.file)
+		body := classifiertest.ReadFile(t, s.file)
 		req := classifiers.Request{Variant: s.variant}
 		for i := 0; i < len(body); i += max(len(body)/150, 7) {
 			cut := body[:i]
 			_, perr := c.Parse(req, cut)
-			_, ferr := c.Filter(req, cut, keepExcept("21.11b0"))
+			_, ferr := c.Filter(req, cut, classifiertest.KeepExcept("21.11b0"))
 			_, rerr := c.RewriteIndex(req, cut, "http://p")
 			if s.variant == "html" {
 				continue // any prefix of an HTML page is still HTML

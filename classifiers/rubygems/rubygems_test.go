@@ -4,46 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/classifiers/internal/classifiertest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run with -update to accept):\ngot %d bytes, want %d bytes", path, len(got), len(want))
-	}
-}
 
 func TestClassify(t *testing.T) {
 	const (
@@ -110,7 +79,7 @@ func TestParseInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			body := readFixture(t, tt.file)
+			body := classifiertest.ReadFile(t, tt.file)
 			md, err := c.Parse(classifiers.Request{Kind: classifiers.KindMetadata, Package: "x"}, body)
 			if err != nil {
 				t.Fatal(err)
@@ -140,7 +109,7 @@ func TestParseInfo(t *testing.T) {
 }
 
 func TestParseNokogiriPlatformsCollapse(t *testing.T) {
-	body := readFixture(t, "info-nokogiri")
+	body := classifiertest.ReadFile(t, "info-nokogiri")
 	md, err := New().Parse(classifiers.Request{Package: "nokogiri"}, body)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +124,7 @@ func TestParseNokogiriPlatformsCollapse(t *testing.T) {
 }
 
 func TestParseAPI(t *testing.T) {
-	body := readFixture(t, "api-v1-versions-guard-bundler.json")
+	body := classifiertest.ReadFile(t, "api-v1-versions-guard-bundler.json")
 	md, err := New().Parse(classifiers.Request{Package: "guard-bundler", Variant: VariantAPI}, body)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +146,7 @@ func TestParseAPI(t *testing.T) {
 }
 
 func TestParseVersionsIsNil(t *testing.T) {
-	md, err := New().Parse(classifiers.Request{Variant: VariantVersions}, readFixture(t, "versions-excerpt.txt"))
+	md, err := New().Parse(classifiers.Request{Variant: VariantVersions}, classifiertest.ReadFile(t, "versions-excerpt.txt"))
 	if err != nil || md != nil {
 		t.Errorf("got %v, %v, want nil, nil", md, err)
 	}
@@ -207,12 +176,12 @@ func TestFilter(t *testing.T) {
 	c := New()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := readFixture(t, tt.file)
+			body := classifiertest.ReadFile(t, tt.file)
 			out, err := c.Filter(tt.req, body, tt.keep)
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".golden", out)
+			classifiertest.Golden(t, tt.name+".golden", out)
 			md, err := c.Parse(tt.req, out)
 			if err != nil {
 				t.Fatalf("filtered output does not parse: %v", err)
@@ -231,7 +200,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestFilterInfoKeepsOtherLinesByteIdentical(t *testing.T) {
-	body := readFixture(t, "info-nokogiri")
+	body := classifiertest.ReadFile(t, "info-nokogiri")
 	out, err := New().Filter(classifiers.Request{Package: "nokogiri"}, body, func(string) bool { return true })
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +223,7 @@ func TestFilterInfoKeepsOtherLinesByteIdentical(t *testing.T) {
 }
 
 func TestFilterVersionsUnchanged(t *testing.T) {
-	body := readFixture(t, "versions-excerpt.txt")
+	body := classifiertest.ReadFile(t, "versions-excerpt.txt")
 	out, err := New().Filter(classifiers.Request{Variant: VariantVersions}, body, func(string) bool { return false })
 	if err != nil || !bytes.Equal(out, body) {
 		t.Errorf("got %q, %v, want the body unchanged", out, err)
@@ -286,7 +255,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestFacts(t *testing.T) {
-	body := readFixture(t, "api-v1-versions-guard-bundler.json")
+	body := classifiertest.ReadFile(t, "api-v1-versions-guard-bundler.json")
 	var gotURL string
 	f := classifiers.FetcherFunc(func(_ context.Context, u string, _ http.Header) ([]byte, http.Header, error) {
 		gotURL = u
@@ -302,11 +271,8 @@ func TestFacts(t *testing.T) {
 	if v := md.Version("2.2.1"); v == nil || v.Published.IsZero() {
 		t.Errorf("got %v, want 2.2.1 with a publish time", v)
 	}
-	fail := classifiers.FetcherFunc(func(_ context.Context, u string, _ http.Header) ([]byte, http.Header, error) {
-		return nil, nil, &classifiers.StatusError{URL: u, Status: 404}
-	})
 	var se *classifiers.StatusError
-	if _, err := New().Facts(context.Background(), classifiers.Request{Package: "nope"}, fail); !errors.As(err, &se) {
+	if _, err := New().Facts(context.Background(), classifiers.Request{Package: "nope"}, classifiertest.NotFound); !errors.As(err, &se) {
 		t.Errorf("got %v, want a wrapped StatusError", err)
 	}
 }
@@ -321,18 +287,12 @@ func TestValidators(t *testing.T) {
 }
 
 func TestREADMEAndTestdata(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil || !bytes.Contains(b, []byte("rubygems.org")) {
-		t.Errorf("got README error %v, want a README naming the hosts", err)
-	}
-	if es, err := os.ReadDir("testdata"); err != nil || len(es) == 0 {
-		t.Errorf("got %d testdata entries (%v), want some", len(es), err)
-	}
+	classifiertest.READMEAndTestdata(t, "rubygems.org")
 }
 
 func FuzzParseFilter(f *testing.F) {
 	for _, n := range []string{"info-rack", "info-nokogiri", "api-v1-versions-guard-bundler.json"} {
-		f.Add(readFixture(f, n), strings.HasSuffix(n, ".json"))
+		f.Add(classifiertest.ReadFile(f, n), strings.HasSuffix(n, ".json"))
 	}
 	f.Add([]byte("---\n1.0-java |checksum:\n"), false)
 	c := New()
@@ -360,10 +320,5 @@ func FuzzParseFilter(f *testing.F) {
 }
 
 func BenchmarkClassify(b *testing.B) {
-	c := New()
-	r := httptest.NewRequest(http.MethodGet, "https://rubygems.org/gems/nokogiri-1.11.0.rc2-x86_64-linux.gem", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Classify(r)
-	}
+	classifiertest.BenchClassify(b, New(), "https://rubygems.org/gems/nokogiri-1.11.0.rc2-x86_64-linux.gem", classifiers.KindArtifact)
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"deps.dev/util/semver"
+
+	"github.com/cafilprox/cafilprox/classifiers"
 )
 
 // now is the clock; tests move it.
@@ -177,7 +179,7 @@ func (f *Feed) entries(eco, name string) []advisory {
 	if ix == nil {
 		return nil
 	}
-	return ix.pkgs[pkgKey{eco, normalizeName(eco, name)}]
+	return ix.pkgs[pkgKey{eco, classifiers.Normalize(eco, name)}]
 }
 
 // Count returns the number of records indexed (records of unsupported

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"deps.dev/util/semver"
+
+	"github.com/cafilprox/cafilprox/classifiers"
 )
 
 // maxSummary bounds the summary kept per advisory; it ends up in deny
@@ -98,7 +100,7 @@ func (r *osvRecord) entries() ([]*entry, error) {
 		if eco == "" || a.Package.Name == "" {
 			continue
 		}
-		name := normalizeName(eco, a.Package.Name)
+		name := classifiers.Normalize(eco, a.Package.Name)
 		// A record may list one package in several affected entries; they
 		// merge into one entry so Match reports the advisory once.
 		var e *entry

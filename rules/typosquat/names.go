@@ -1,67 +1,24 @@
 package typosquat
 
-import "strings"
+import (
+	"strings"
 
-// normalizeName is the ecosystem's identity form of a name, as
-// rules.Normalize (kept in step by hand: rules imports this package) with
-// one difference: npm names are lower-cased too, because npm refuses new
-// mixed-case names (so a case variant cannot be published by anyone) and
-// the shipped list is lower-cased ("JSONStream" is listed as "jsonstream").
-// PyPI PEP 503; Cargo lower-case with "_" read as "-"; Composer, RubyGems
-// and CocoaPods lower-case; Go and Maven exact.
+	"github.com/cafilprox/cafilprox/classifiers"
+)
+
+// normalizeName is the ecosystem's identity form of a name:
+// classifiers.Normalize (as rules.Normalize) with one difference: npm names
+// are lower-cased too, because npm refuses new mixed-case names (so a case
+// variant cannot be published by anyone) and the shipped list is
+// lower-cased ("JSONStream" is listed as "jsonstream").
 func normalizeName(eco, name string) string {
-	switch eco {
-	case ecoNPM:
+	if eco == classifiers.NPM {
 		return toLower(name)
-	case ecoPyPI:
-		if isPEP503(name) {
-			return name
-		}
-		return pep503(name)
-	case ecoCargo:
-		if isLower(name) && strings.IndexByte(name, '_') < 0 {
-			return name
-		}
-		return strings.ReplaceAll(strings.ToLower(name), "_", "-")
-	case ecoComposer, ecoRubyGems, ecoCocoaPods:
-		return toLower(name)
-	default:
-		return name
 	}
+	return classifiers.Normalize(eco, name)
 }
 
-func isSep(c byte) bool { return c == '-' || c == '_' || c == '.' }
-
-func isPEP503(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 0x80 || c == '_' || c == '.' {
-			return false
-		}
-		if c == '-' && i > 0 && s[i-1] == '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func pep503(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		if isSep(s[i]) {
-			for i < len(s) && isSep(s[i]) {
-				i++
-			}
-			b.WriteByte('-')
-			continue
-		}
-		b.WriteByte(s[i])
-		i++
-	}
-	return strings.ToLower(b.String())
-}
-
+// isLower reports whether s has no upper-case ASCII and no non-ASCII byte.
 func isLower(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
@@ -87,7 +44,7 @@ func cmpForm(eco, norm string) string { return toLower(norm) }
 // a new major version of a popular module is the same project, not a
 // look-alike. Other ecosystems' names are returned unchanged.
 func goBase(eco, s string) string {
-	if eco != ecoGo {
+	if eco != classifiers.Go {
 		return s
 	}
 	i := strings.LastIndexAny(s, "/.")
@@ -128,21 +85,21 @@ func goParts(c string) (host, owner, repo string, ok bool) {
 // published by the same owner, so neither imitates the other.
 func namespace(eco, c string) string {
 	switch eco {
-	case ecoNPM:
+	case classifiers.NPM:
 		if strings.HasPrefix(c, "@") {
 			if i := strings.IndexByte(c, '/'); i > 0 {
 				return c[:i]
 			}
 		}
-	case ecoComposer:
+	case classifiers.Composer:
 		if i := strings.IndexByte(c, '/'); i > 0 {
 			return c[:i]
 		}
-	case ecoMaven:
+	case classifiers.Maven:
 		if i := strings.IndexByte(c, ':'); i > 0 {
 			return c[:i]
 		}
-	case ecoGo:
+	case classifiers.Go:
 		if host, owner, _, ok := goParts(c); ok {
 			return host + "/" + owner
 		}

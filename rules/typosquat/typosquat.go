@@ -18,22 +18,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/cafilprox/cafilprox/classifiers"
 )
 
 //go:embed data/*.txt
 var dataFS embed.FS
-
-// Ecosystem names as cafilprox uses them (see classifiers).
-const (
-	ecoNPM       = "npm"
-	ecoPyPI      = "pypi"
-	ecoGo        = "go"
-	ecoCargo     = "cargo"
-	ecoRubyGems  = "rubygems"
-	ecoMaven     = "maven"
-	ecoComposer  = "composer"
-	ecoCocoaPods = "cocoapods"
-)
 
 // minEditLen is the shortest name component (the part of a name between
 // "/" or ":" separators) in which an edit of distance 1 counts: below it
@@ -53,10 +43,10 @@ const minAffixLen = 4
 // ecosystem ("python-requests", "node-lodash", "serde-rs"). A name wearing
 // one whose remainder is popular is flagged.
 var affixes = map[string]struct{ prefixes, suffixes []string }{
-	ecoNPM:      {[]string{"node-", "nodejs-"}, []string{"-js", ".js", "js", "-node"}},
-	ecoPyPI:     {[]string{"python3-", "python-", "py3-", "py-"}, []string{"-python3", "-python", "-py3", "-py"}},
-	ecoCargo:    {[]string{"rust-"}, []string{"-rs", "-rust"}},
-	ecoRubyGems: {[]string{"ruby-"}, []string{"-ruby", "-rb"}},
+	classifiers.NPM:      {[]string{"node-", "nodejs-"}, []string{"-js", ".js", "js", "-node"}},
+	classifiers.PyPI:     {[]string{"python3-", "python-", "py3-", "py-"}, []string{"-python3", "-python", "-py3", "-py"}},
+	classifiers.Cargo:    {[]string{"rust-"}, []string{"-rs", "-rust"}},
+	classifiers.RubyGems: {[]string{"ruby-"}, []string{"-ruby", "-rb"}},
 }
 
 // Index is a precomputed typosquat index over popular names per ecosystem.
@@ -96,7 +86,7 @@ var (
 func Default() *Index {
 	defaultOnce.Do(func() {
 		popular := map[string][]string{}
-		for _, eco := range []string{ecoNPM, ecoPyPI, ecoGo, ecoCargo, ecoRubyGems, ecoMaven, ecoComposer} {
+		for _, eco := range []string{classifiers.NPM, classifiers.PyPI, classifiers.Go, classifiers.Cargo, classifiers.RubyGems, classifiers.Maven, classifiers.Composer} {
 			data, err := dataFS.ReadFile("data/" + eco + ".txt")
 			if err != nil {
 				panic("typosquat: embedded list missing: " + err.Error())
@@ -138,7 +128,7 @@ func buildEco(eco string, names []string) *ecoIndex {
 		skel:  make(map[string][]uint32, len(names)),
 		owned: map[string]int{},
 	}
-	if eco == ecoGo {
+	if eco == classifiers.Go {
 		e.repo = map[string][]uint32{}
 	}
 	for _, n := range names {
@@ -307,7 +297,7 @@ func (e *ecoIndex) find(norm string, self int) (uint32, Reason, bool) {
 			}
 		}
 	}
-	if e.eco == ecoNPM && strings.HasPrefix(c, "@") {
+	if e.eco == classifiers.NPM && strings.HasPrefix(c, "@") {
 		if i := strings.IndexByte(c, '/'); i > 0 {
 			e.affix(c[i+1:], consider) // "@evil/lodash" dressing up "lodash"
 		}

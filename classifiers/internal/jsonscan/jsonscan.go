@@ -1,24 +1,26 @@
-package npm
+// Package jsonscan walks and validates JSON as raw bytes, for the
+// classifiers that filter large metadata documents (npm packuments, PyPI
+// JSON pages) without decoding every version into maps, which would cost
+// several times the document's size.
+package jsonscan
 
 import (
 	"bytes"
 	"encoding/json"
 )
 
-// The filter works on raw bytes: a packument can be tens of megabytes, and
-// decoding every version into maps would cost several times its size. These
-// helpers walk JSON that json.Valid has already accepted, so they only need to
-// find value boundaries, not to validate.
+// The walking helpers expect JSON that Valid (or json.Valid) has already
+// accepted, so they only need to find value boundaries, not to validate.
 
-// member is one "key": value pair of an object, as spans of the input.
-type member struct {
-	keyStart, keyEnd int // the key including its quotes
-	valStart, valEnd int
+// Member is one "key": value pair of an object, as spans of the input.
+type Member struct {
+	KeyStart, KeyEnd int // the key including its quotes
+	ValStart, ValEnd int
 }
 
-// key returns the decoded key of m.
-func (m member) key(b []byte) string {
-	raw := b[m.keyStart:m.keyEnd]
+// Key returns the decoded key of m.
+func (m Member) Key(b []byte) string {
+	raw := b[m.KeyStart:m.KeyEnd]
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1])
 	}
@@ -29,7 +31,8 @@ func (m member) key(b []byte) string {
 	return s
 }
 
-func skipSpace(b []byte, i int) int {
+// SkipSpace returns the index of the first non-space byte at or after i.
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -41,8 +44,8 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index just after the string whose opening quote is at i.
-func skipString(b []byte, i int) int {
+// SkipString returns the index just after the string whose opening quote is at i.
+func SkipString(b []byte, i int) int {
 	i++
 	for {
 		j := bytes.IndexByte(b[i:], '"')
@@ -62,17 +65,17 @@ func skipString(b []byte, i int) int {
 	}
 }
 
-// skipValue returns the index just after the value starting at i.
-func skipValue(b []byte, i int) int {
+// SkipValue returns the index just after the value starting at i.
+func SkipValue(b []byte, i int) int {
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i)
+				i = SkipString(b, i)
 				continue
 			case '{', '[':
 				depth++
@@ -97,31 +100,51 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// objectMembers lists the members of the object whose '{' is at b[start].
+// ObjectMembers lists the members of the object whose '{' is at b[start].
 // ok is false when the value there is not an object.
-func objectMembers(b []byte, start int) (ms []member, ok bool) {
-	i := skipSpace(b, start)
+func ObjectMembers(b []byte, start int) (ms []Member, ok bool) {
+	i := SkipSpace(b, start)
 	if i >= len(b) || b[i] != '{' {
 		return nil, false
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	for i < len(b) && b[i] != '}' {
-		var m member
-		m.keyStart = i
-		i = skipString(b, i)
-		m.keyEnd = i
-		i = skipSpace(b, i)
-		i = skipSpace(b, i+1) // ':'
-		m.valStart = i
-		i = skipValue(b, i)
-		m.valEnd = i
+		var m Member
+		m.KeyStart = i
+		i = SkipString(b, i)
+		m.KeyEnd = i
+		i = SkipSpace(b, i)
+		i = SkipSpace(b, i+1) // ':'
+		m.ValStart = i
+		i = SkipValue(b, i)
+		m.ValEnd = i
 		ms = append(ms, m)
-		i = skipSpace(b, i)
+		i = SkipSpace(b, i)
 		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 		}
 	}
 	return ms, true
+}
+
+// ArrayElements lists the [start, end) spans of the elements of the array
+// whose '[' is at b[start]. ok is false when the value there is not an array.
+func ArrayElements(b []byte, start int) (spans [][2]int, ok bool) {
+	i := SkipSpace(b, start)
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	i = SkipSpace(b, i+1)
+	for i < len(b) && b[i] != ']' {
+		s := i
+		i = SkipValue(b, i)
+		spans = append(spans, [2]int{s, i})
+		i = SkipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = SkipSpace(b, i+1)
+		}
+	}
+	return spans, true
 }
 
 // strSafe marks the bytes that may appear unescaped inside a JSON string
@@ -136,10 +159,10 @@ var strSafe = func() (t [256]bool) {
 // maxDepth matches encoding/json's nesting limit.
 const maxDepth = 10000
 
-// validJSON reports whether b is one valid JSON value, with the same
+// Valid reports whether b is one valid JSON value, with the same
 // verdict as json.Valid. It exists because json.Valid's byte-wise state
 // machine was over half of the time of filtering a large packument.
-func validJSON(b []byte) bool {
+func Valid(b []byte) bool {
 	v := validator{b: b}
 	v.ws()
 	if !v.value() {
