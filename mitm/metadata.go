@@ -191,6 +191,19 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 	if f.dropped == 0 {
 		return f, nil
 	}
+	if f.dropped == len(md.Versions) {
+		// Nothing is left. An empty listing makes clients say "not found"
+		// or "typo in the package name"; refuse with the newest version's
+		// reason instead (pip, gem and Bundler keep the listing and show the
+		// reason when the download is refused).
+		if listsDeniedPackages(rt.req.Ecosystem) {
+			f.policyID = ""
+			return f, nil
+		}
+		d := p.allDenied(pol, rt, md)
+		rt.record(d)
+		return &filtered{denied: &d}, nil
+	}
 	out, err := rt.class.Filter(rt.req, doc.body, keep)
 	if errors.Is(err, classifiers.ErrNoAllowedVersion) {
 		d := noVersionDecision(rt)
@@ -221,6 +234,26 @@ func (p *Pipeline) keeper(pol *rules.Engine, rt *routed, md *classifiers.Metadat
 
 func noVersionDecision(rt *routed) rules.Decision {
 	return rules.Decision{Rule: "policy", Reason: "no version of " + rt.req.Package + " is allowed by policy"}
+}
+
+// allDenied explains a package none of whose versions is allowed with the
+// decision on its newest version.
+func (p *Pipeline) allDenied(pol *rules.Engine, rt *routed, md *classifiers.Metadata) rules.Decision {
+	newest := md.Latest
+	if md.Version(newest) == nil && len(md.Versions) > 0 {
+		newest = md.Versions[len(md.Versions)-1].Version
+	}
+	s := rt.subject(newest)
+	s.Facts, s.Meta = md.Version(newest), md
+	if p.Seen != nil {
+		s.FirstSeen, s.Retagged = p.Seen.Lookup(rt.req.Ecosystem, rt.req.Package, newest, ContentRef(rt.req.Ecosystem, s.Facts))
+	}
+	d := pol.Decide(s)
+	if d.Allow {
+		return noVersionDecision(rt)
+	}
+	d.Reason = "no version of " + rt.req.Package + " is allowed; the newest, " + newest + ": " + d.Reason
+	return d
 }
 
 // remember records first-seen facts and download attributions.

@@ -216,6 +216,9 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.ev.Ecosystem, rt.ev.Package, rt.ev.Version, rt.ev.Kind = rt.req.Ecosystem, rt.req.Package, rt.req.Version, string(rt.req.Kind)
 	r = r.WithContext(withTarget(r.Context(), rt))
 
+	if p.refuseInternal(cw, r, rt) {
+		return
+	}
 	if p.routeInternal(rt) {
 		// Dependency confusion guard: an internal name is fetched only from
 		// the private registry, never judged against the public one.
@@ -334,6 +337,29 @@ func (w *countingWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// refuseInternal refuses an internal name (dependency confusion) before
+// anything is asked of the public registry, unless a private upstream
+// serves internal names.
+func (p *Pipeline) refuseInternal(w http.ResponseWriter, r *http.Request, rt *routed) bool {
+	pol := p.policy()
+	if pol == nil || rt.req.Package == "" || (p.Internal != nil && p.Internal.Configured(rt.req.Ecosystem)) {
+		return false
+	}
+	if !pol.Internal(rt.req.Ecosystem, rt.req.Package) {
+		return false
+	}
+	d := pol.Decide(rt.subject(rt.req.Version))
+	if d.Allow && !d.Shadow {
+		return false
+	}
+	if d.Allow { // shadow mode: logged, served
+		rt.record(d)
+		return false
+	}
+	p.deny(w, r, rt, d)
+	return true
 }
 
 // routeInternal points rt at the private registry when its package is an
