@@ -90,10 +90,11 @@ type Pipeline struct {
 	// (default 512 MiB).
 	MaxMetadataBytes int64
 
-	proxy   *httputil.ReverseProxy
-	attrib  *attribution
-	memo    *factsMemo
-	started atomic.Bool
+	proxy     *httputil.ReverseProxy
+	transport http.RoundTripper // Transport with idle timeouts on bodies
+	attrib    *attribution
+	memo      *factsMemo
+	started   atomic.Bool
 }
 
 // Init prepares the pipeline; call once before serving.
@@ -107,10 +108,11 @@ func (p *Pipeline) Init() {
 	if p.MaxMetadataBytes == 0 {
 		p.MaxMetadataBytes = 512 << 20
 	}
+	p.transport = idleTransport{next: p.Transport, idle: upstreamIdleTimeout}
 	p.attrib = newAttribution(100_000)
 	p.memo = newFactsMemo(4096)
 	p.proxy = &httputil.ReverseProxy{
-		Transport:     p.Transport,
+		Transport:     p.transport,
 		FlushInterval: -1, // stream every chunk as it arrives
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rt := routedFrom(pr.In.Context())

@@ -199,17 +199,28 @@ func (p *Pipeline) upstreamCall(rt *routed, in http.Header) func(ctx context.Con
 		if rt.offline {
 			return nil, ErrOffline
 		}
-		ctx, cancel := context.WithCancel(ctx)
 		start := time.Now()
-		resp, err := p.Transport.RoundTrip(req.WithContext(ctx))
+		resp, err := p.transport.RoundTrip(req)
 		rt.ev.UpstreamDuration += time.Since(start)
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		resp.Body = newIdleBody(resp.Body, upstreamIdleTimeout, cancel)
-		return resp, nil
+		return resp, err
 	}
+}
+
+// idleTransport gives every upstream response body an idle timeout.
+type idleTransport struct {
+	next http.RoundTripper
+	idle time.Duration
+}
+
+func (t idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = newIdleBody(resp.Body, t.idle, cancel)
+	return resp, nil
 }
 
 // upstreamIdleTimeout ends an upstream download that sends nothing for
