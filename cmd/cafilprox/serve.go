@@ -102,10 +102,17 @@ wait:
 	defer cancel()
 	// Stop accepting, let in-flight requests (including those inside
 	// intercepted tunnels) finish, then close what remains.
-	errProxy := proxySrv.Shutdown(sctx)
-	errMITM := a.server.Shutdown(sctx)
-	errAdmin := adminSrv.Shutdown(sctx)
-	if err := errors.Join(errProxy, errMITM, errAdmin); err != nil {
+	// All listeners close at once; each server then waits for its own
+	// in-flight requests.
+	errs := make(chan error, 3)
+	for _, shutdown := range []func(context.Context) error{proxySrv.Shutdown, a.server.Shutdown, adminSrv.Shutdown} {
+		go func() { errs <- shutdown(sctx) }()
+	}
+	var all []error
+	for range 3 {
+		all = append(all, <-errs)
+	}
+	if err := errors.Join(all...); err != nil {
 		logger.Warn("shutdown incomplete", "err", err)
 	}
 	return nil
