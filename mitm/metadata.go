@@ -17,6 +17,26 @@ import (
 	"github.com/cafilprox/cafilprox/rules"
 )
 
+// viewTTL bounds how long a filtered response is reused as is: short, so
+// versions crossing a cooldown boundary appear within seconds.
+const viewTTL = 30 * time.Second
+
+// viewKey identifies a filtered response: the raw document, the policy
+// and feeds (Hash), the client (per-client rules), the index-URL base and
+// the credentials rule (authorised requests are never shared).
+func (p *Pipeline) viewKey(rt *routed, r *http.Request) (string, bool) {
+	pol := p.policy()
+	if pol == nil || p.Cache == nil || !p.cacheable(r) {
+		return "", false
+	}
+	base := ""
+	if rt.index != nil {
+		base = rt.index.base
+	}
+	return cache.Key(rt.req.Ecosystem, rt.req.Package, "", rt.req.Variant, rt.real.String()) + "\x00" + pol.Hash() +
+		"\x00" + rt.client.IP.String() + "\x00" + rt.client.User + "\x00" + base, true
+}
+
 // filtered is a metadata document after policy.
 type filtered struct {
 	body     []byte
@@ -26,14 +46,37 @@ type filtered struct {
 	dropped  int
 	denied   *rules.Decision // set when the package as a whole is refused
 	policyID string
+	// decision, rule, reason are what the request's event recorded when
+	// the view was built, replayed on reuse.
+	decision, rule, reason string
+}
+
+// asHit is the view served again from memory.
+func (f *filtered) asHit() *filtered {
+	c := *f
+	c.cache = "HIT"
+	return &c
 }
 
 // serveMetadata serves a version listing with denied versions removed.
 func (p *Pipeline) serveMetadata(w http.ResponseWriter, r *http.Request, rt *routed) {
-	f, err := p.filterMetadata(r.Context(), rt, r)
-	if err != nil {
-		p.metadataError(w, rt, err)
-		return
+	key, cacheable := p.viewKey(rt, r)
+	f, hit := p.views.get(key, time.Now())
+	if hit {
+		rt.ev.Cache, rt.ev.Decision, rt.ev.Rule, rt.ev.Reason = "HIT", f.decision, f.rule, f.reason
+		f = f.asHit()
+	} else {
+		var err error
+		f, err = p.filterMetadata(r.Context(), rt, r)
+		if err != nil {
+			p.metadataError(w, rt, err)
+			return
+		}
+		if cacheable && (f.status == http.StatusOK || f.denied != nil) {
+			f.decision, f.rule, f.reason = rt.ev.Decision, rt.ev.Rule, rt.ev.Reason
+			ttl := min(p.MetadataTTL(rt.req.Ecosystem), viewTTL)
+			p.views.put(key, f, int64(len(f.body))+1024, time.Now().Add(ttl))
+		}
 	}
 	if f.denied != nil {
 		p.deny(w, r, rt, *f.denied)

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/cafilprox/cafilprox/cache"
@@ -93,8 +92,8 @@ type Pipeline struct {
 	proxy     *httputil.ReverseProxy
 	transport http.RoundTripper // Transport with idle timeouts on bodies
 	attrib    *attribution
-	memo      *factsMemo
-	started   atomic.Bool
+	memo      *ttlCache[*classifiers.Metadata] // parsed version facts
+	views     *ttlCache[*filtered]             // filtered metadata responses
 }
 
 // Init prepares the pipeline; call once before serving.
@@ -110,7 +109,8 @@ func (p *Pipeline) Init() {
 	}
 	p.transport = idleTransport{next: p.Transport, idle: upstreamIdleTimeout}
 	p.attrib = newAttribution(100_000)
-	p.memo = newFactsMemo(4096)
+	p.memo = newTTLCache[*classifiers.Metadata](4096)
+	p.views = newTTLCache[*filtered](64 << 20)
 	p.proxy = &httputil.ReverseProxy{
 		Transport:     p.transport,
 		FlushInterval: -1, // stream every chunk as it arrives
@@ -132,7 +132,6 @@ func (p *Pipeline) Init() {
 			writeUpstreamError(w, rt, err)
 		},
 	}
-	p.started.Store(true)
 }
 
 type targetKey struct{}

@@ -316,15 +316,45 @@ func (p *Pipeline) facts(ctx context.Context, rt *routed) (*classifiers.Metadata
 	if rt.class == nil {
 		return nil, nil
 	}
-	memoKey := rt.req.Ecosystem + "\x00" + rt.req.Package + "\x00" + rt.req.Version + "\x00" + rt.req.Variant
-	if md, ok := p.memo.get(memoKey, time.Now()); ok && !rt.offline {
-		return md, nil
+	// Facts that cover every version (npm, PyPI, cargo...) are shared by
+	// all versions of a package; per-version facts (Go .info, Maven POM
+	// times) are kept under the version too.
+	now := time.Now()
+	pkgKey := rt.req.Ecosystem + "\x00" + rt.req.Package + "\x00" + rt.req.Variant
+	verKey := pkgKey + "\x00" + rt.req.Version
+	if !rt.offline {
+		if md, ok := p.memo.get(pkgKey, now); ok && (rt.req.Version == "" || hasTime(md, rt.req.Version)) {
+			return md, nil
+		}
+		if md, ok := p.memo.get(verKey, now); ok {
+			return md, nil
+		}
 	}
 	md, err := p.fetchFacts(ctx, rt)
 	if err == nil && md != nil && !rt.offline {
-		p.memo.put(memoKey, md, time.Now().Add(min(p.MetadataTTL(rt.req.Ecosystem), factsMemoTTL)))
+		exp := now.Add(min(p.MetadataTTL(rt.req.Ecosystem), factsMemoTTL))
+		p.memo.put(verKey, md, 1, exp)
+		if allTimed(md) {
+			p.memo.put(pkgKey, md, 1, exp)
+		}
 	}
 	return md, err
+}
+
+// hasTime reports whether md knows when version v was published.
+func hasTime(md *classifiers.Metadata, v string) bool {
+	fv := md.Version(v)
+	return fv != nil && !fv.Published.IsZero()
+}
+
+// allTimed reports whether every version in md has a publish time.
+func allTimed(md *classifiers.Metadata) bool {
+	for _, v := range md.Versions {
+		if v.Published.IsZero() {
+			return false
+		}
+	}
+	return len(md.Versions) > 0
 }
 
 // factsMemoTTL bounds how long parsed facts are reused without looking at
