@@ -136,6 +136,8 @@ type Log struct {
 
 	// lookup is prepared once: parsing the SQL dominates a point query.
 	lookup *sql.Stmt
+	// download is the point query behind Download.
+	download *sql.Stmt
 }
 
 // Defaults for Options.
@@ -183,6 +185,13 @@ CREATE TABLE IF NOT EXISTS seen (
 	last_ref   TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (ecosystem, package, version)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS downloads (
+	url       TEXT PRIMARY KEY, -- scheme-less, host lower-cased
+	ecosystem TEXT NOT NULL,
+	package   TEXT NOT NULL,
+	version   TEXT NOT NULL
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the audit database at path and starts the
@@ -224,8 +233,14 @@ func Open(path string, opts Options) (*Log, error) {
 		db.Close()
 		return nil, fmt.Errorf("audit: prepare lookup: %w", err)
 	}
+	download, err := db.Prepare(`SELECT ecosystem, package, version FROM downloads WHERE url = ?`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("audit: prepare download lookup: %w", err)
+	}
 	l := &Log{
 		lookup:   lookup,
+		download: download,
 		db:       db,
 		opts:     opts,
 		queue:    make(chan Event, opts.QueueSize),
@@ -311,6 +326,7 @@ func (l *Log) Close() error {
 			break
 		}
 		l.lookup.Close()
+		l.download.Close()
 		err = l.db.Close()
 	})
 	return err

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cafilprox/cafilprox/classifiers"
+	"github.com/cafilprox/cafilprox/logx"
 )
 
 // indexMode marks a request that arrived in index-URL mode
@@ -111,14 +112,20 @@ func normalizeURL(u string) string {
 	return strings.ToLower(u[:max(0, strings.IndexByte(u+"/", '/'))]) + u[max(0, strings.IndexByte(u+"/", '/')):]
 }
 
-func (a *attribution) add(u string, req classifiers.Request) {
+// add attributes a URL to req; it returns the URL's key and whether the
+// mapping is new or changed (worth persisting).
+func (a *attribution) add(u string, req classifiers.Request) (string, bool) {
 	k := normalizeURL(u)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if el, ok := a.byURL[k]; ok {
-		el.Value.(*attributed).req = req
 		a.lru.MoveToFront(el)
-		return
+		at := el.Value.(*attributed)
+		if at.req == req {
+			return k, false
+		}
+		at.req = req
+		return k, true
 	}
 	a.byURL[k] = a.lru.PushFront(&attributed{url: k, req: req})
 	for a.lru.Len() > a.max {
@@ -126,6 +133,7 @@ func (a *attribution) add(u string, req classifiers.Request) {
 		a.lru.Remove(old)
 		delete(a.byURL, old.Value.(*attributed).url)
 	}
+	return k, true
 }
 
 func (a *attribution) lookup(u string) (classifiers.Request, bool) {
@@ -138,4 +146,23 @@ func (a *attribution) lookup(u string) (classifiers.Request, bool) {
 	}
 	a.lru.MoveToFront(el)
 	return el.Value.(*attributed).req, true
+}
+
+// attribute finds the package version a download URL belongs to: in memory
+// first, then in the durable index (after a restart, or once the LRU let
+// the URL go).
+func (p *Pipeline) attribute(ctx context.Context, u string) (classifiers.Request, bool) {
+	if req, ok := p.attrib.lookup(u); ok || p.Downloads == nil {
+		return req, ok
+	}
+	eco, pkg, version, ok, err := p.Downloads.Download(ctx, normalizeURL(u))
+	if err != nil {
+		p.Logger.Warn("download attribution lookup failed", "url", logx.RedactURL(u), "err", err)
+	}
+	if !ok {
+		return classifiers.Request{}, false
+	}
+	req := classifiers.Request{Ecosystem: eco, Package: pkg, Version: version, Kind: classifiers.KindArtifact}
+	p.attrib.add(u, req)
+	return req, true
 }

@@ -308,9 +308,22 @@ func (p *Pipeline) remember(rt *routed, md *classifiers.Metadata) {
 	if pkg == "" {
 		pkg = rt.req.Package
 	}
+	var changed map[string]string
 	for _, v := range md.Versions {
 		for _, u := range v.ArtifactURLs {
-			p.attrib.add(u, classifiers.Request{Ecosystem: rt.req.Ecosystem, Package: pkg, Version: v.Version, Kind: classifiers.KindArtifact})
+			if k, ok := p.attrib.add(u, classifiers.Request{Ecosystem: rt.req.Ecosystem, Package: pkg, Version: v.Version, Kind: classifiers.KindArtifact}); ok {
+				if changed == nil {
+					changed = map[string]string{}
+				}
+				changed[k] = v.Version
+			}
+		}
+	}
+	if p.Downloads != nil && changed != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Downloads.RememberDownloads(ctx, rt.req.Ecosystem, pkg, changed); err != nil {
+			p.Logger.Warn("download attribution not persisted", "ecosystem", rt.req.Ecosystem, "package", pkg, "err", err)
 		}
 	}
 }

@@ -63,6 +63,14 @@ type Seen interface {
 	Lookup(eco, pkg, version, ref string) (firstSeen time.Time, retagged bool)
 }
 
+// Downloads durably remembers which package version a download URL named
+// in served metadata belongs to, so attribution (see attribution) survives
+// restarts. URLs are passed in normalised form. audit.Log implements it.
+type Downloads interface {
+	RememberDownloads(ctx context.Context, eco, pkg string, urls map[string]string) error
+	Download(ctx context.Context, url string) (eco, pkg, version string, ok bool, err error)
+}
+
 // Pipeline is the http.Handler for intercepted registry requests: r.Host
 // names the registry host, r.URL.Path the path on it.
 type Pipeline struct {
@@ -80,6 +88,8 @@ type Pipeline struct {
 	Observer Observer
 	// Seen, when set, tracks first-seen times and content references.
 	Seen Seen
+	// Downloads, when set, keeps download attributions across restarts.
+	Downloads Downloads
 	// Internal maps ecosystems to private registries that serve the names
 	// the policy's internal block matches; nil or missing = refuse them.
 	Internal *Upstreams
@@ -200,7 +210,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Downloads whose URL does not name package and version (Composer
 	// dists, CocoaPods sources) are attributed from metadata we served.
 	if rt.req.Kind != classifiers.KindArtifact {
-		if a, ok := p.attrib.lookup(real.String()); ok {
+		if a, ok := p.attribute(r.Context(), real.String()); ok {
 			rt.req = a
 			rt.class = p.Set.ForEcosystem(a.Ecosystem)
 		}

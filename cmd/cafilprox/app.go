@@ -179,6 +179,9 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 		DenyAudit: cfg.Ecosystem("npm").Audit == "deny",
 		Seen:      seen,
 	}
+	if a.audit != nil {
+		pipeline.Downloads = a.audit // attributions survive restarts
+	}
 	pipeline.Init()
 	a.pipe = pipeline
 
