@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,4 +307,50 @@ func reopen(t *testing.T, h *appHarness) *appHarness {
 	pool.AddCert(h.app.ca.Cert)
 	return &appHarness{app: a, cfg: h.cfg, client: &http.Client{Transport: &http.Transport{
 		Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+}
+
+// A feed refresh that newly flags a cached version purges it from the
+// cache (and the policy refuses it from then on). A package new to the
+// feed is purged whole: packument and tarball, the only entries here.
+func TestFeedRefreshPurgesNewlyFlaggedVersions(t *testing.T) {
+	var flagged atomic.Bool
+	record := func(id, name, version string) string {
+		return fmt.Sprintf(`{"id":%q,"summary":"Malicious code in %s (npm)","affected":[{"package":{"ecosystem":"npm","name":%q},"versions":[%q]}]}`,
+			id, name, name, version)
+	}
+	osv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if flagged.Load() {
+			io.WriteString(w, record("MAL-2026-0042", "left-pad", "1.3.0"))
+			return
+		}
+		io.WriteString(w, record("MAL-2026-0001", "evil-thing", "1.0.0"))
+	}))
+	defer osv.Close()
+	h := newAppHarness(t, fmt.Sprintf(`feed "malicious" {
+  url     = %q
+  refresh = "50ms"
+}`, osv.URL+"/osv.json"), "")
+
+	const tgz = "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"
+	if code, body := h.get(t, tgz); code != 200 || body != tarball {
+		t.Fatalf("tarball before the feed flags it: %d %q", code, body)
+	}
+	h.app.cache.WaitIdle()
+	before := h.app.cache.Stats().Entries
+	if before != 2 {
+		t.Fatalf("cache holds %d entries after a packument and a tarball, want 2", before)
+	}
+
+	flagged.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.app.cache.Stats().Entries != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the newly flagged package was not purged: %d of %d entries left", h.app.cache.Stats().Entries, before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := h.get(t, tgz); code != 403 || !strings.Contains(body, "MAL-2026-0042") {
+		t.Errorf("flagged tarball: %d %q, want a 403 naming MAL-2026-0042", code, body)
+	}
 }
