@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cafilprox/cafilprox/cache"
@@ -49,6 +50,9 @@ type filtered struct {
 	// decision, rule, reason are what the request's event recorded when
 	// the view was built, replayed on reuse.
 	decision, rule, reason string
+	// gz, set on memoised views, holds the gzip encoding of body, made at
+	// most once per view for the clients that accept it.
+	gz *lazyGzip
 }
 
 // asHit is the view served again from memory.
@@ -75,7 +79,10 @@ func (p *Pipeline) serveMetadata(w http.ResponseWriter, r *http.Request, rt *rou
 		if cacheable && (f.status == http.StatusOK || f.denied != nil) {
 			f.decision, f.rule, f.reason = rt.ev.Decision, rt.ev.Rule, rt.ev.Reason
 			ttl := min(p.MetadataTTL(rt.req.Ecosystem), viewTTL)
-			p.views.put(key, f, int64(len(f.body))+1024, time.Now().Add(ttl))
+			f.gz = &lazyGzip{}
+			// The budget counts a compressed copy as a third of the body
+			// (JSON and HTML listings compress 5-10x).
+			p.views.put(key, f, int64(len(f.body))*4/3+1024, time.Now().Add(ttl))
 		}
 	}
 	if f.denied != nil {
@@ -117,6 +124,7 @@ func (p *Pipeline) serveChecksum(w http.ResponseWriter, r *http.Request, rt *rou
 	}
 	sf := *f
 	sf.header = http.Header{"Content-Type": {"text/plain"}}
+	sf.gz = nil
 	p.writeDocument(w, r, rt, &sf, []byte(sum))
 }
 
@@ -410,6 +418,16 @@ func (p *Pipeline) writeDocument(w http.ResponseWriter, r *http.Request, rt *rou
 		} else {
 			sum := sha256.Sum256(append(body, f.policyID...))
 			h.Set("ETag", `"cfp-`+hex.EncodeToString(sum[:12])+`"`)
+		}
+		if compressible(rt.req.Ecosystem) {
+			addVary(h, "Accept-Encoding")
+			if f.gz != nil && rt.index == nil && len(body) >= minGzipSize && acceptsGzip(r.Header) {
+				// The gzip encoding is a representation of its own: its own
+				// validator and digest (RFC 9110 8.8.3, RFC 9530).
+				body = f.gz.encode(body)
+				h.Set("Content-Encoding", "gzip")
+				h.Set("ETag", strings.TrimSuffix(h.Get("ETag"), `"`)+`-gz"`)
+			}
 		}
 		h.Set("Repr-Digest", reprDigest(body))
 		h.Set(HeaderFiltered, strconv.Itoa(f.dropped))

@@ -56,12 +56,13 @@ func newFakeNPM(t *testing.T) *fakeNPM {
 	}
 	old := time.Now().Add(-30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	young := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
-	packument := fmt.Sprintf(`{"name":"demo","dist-tags":{"latest":"2.0.0"},
+	readme := strings.Repeat("demo pads strings on the left. ", 100) // a real-sized document
+	packument := fmt.Sprintf(`{"name":"demo","readme":%q,"dist-tags":{"latest":"2.0.0"},
 "versions":{
  "1.0.0":{"name":"demo","version":"1.0.0","dist":{"tarball":"https://registry.npmjs.org/demo/-/demo-1.0.0.tgz","integrity":%q}},
  "2.0.0":{"name":"demo","version":"2.0.0","dist":{"tarball":"https://registry.npmjs.org/demo/-/demo-2.0.0.tgz","integrity":%q}}},
 "time":{"created":%q,"modified":%q,"1.0.0":%q,"2.0.0":%q}}`,
-		sri(f.tarballs["1.0.0"]), sri(f.tarballs["2.0.0"]), old, young, old, young)
+		readme, sri(f.tarballs["1.0.0"]), sri(f.tarballs["2.0.0"]), old, young, old, young)
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _ := f.hits.LoadOrStore(r.URL.Path, new(atomic.Int32))
 		v.(*atomic.Int32).Add(1)
