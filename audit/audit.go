@@ -211,6 +211,12 @@ func Open(path string, opts Options) (*Log, error) {
 			return nil, fmt.Errorf("audit: create directory: %w", err)
 		}
 	}
+	// The trail names clients and users: keep it private to the proxy's
+	// user. SQLite creates the -wal and -shm files with the database
+	// file's mode, so the file must be 0600 before SQLite opens it.
+	if err := privateFile(path); err != nil {
+		return nil, err
+	}
 	// WAL lets queries read while the writer commits; busy_timeout makes
 	// concurrent writers (events, first-seen) wait instead of failing.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
@@ -221,12 +227,6 @@ func Open(path string, opts Options) (*Log, error) {
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("audit: create schema in %s: %w", path, err)
-	}
-	// The trail names clients and users: keep it private to the proxy's
-	// user (SQLite gives the -wal and -shm files the same mode).
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("audit: restrict permissions of %s: %w", path, err)
 	}
 	lookup, err := db.Prepare(`SELECT first_seen, ref, baseline, last_ref FROM seen WHERE ecosystem = ? AND package = ? AND version = ?`)
 	if err != nil {
@@ -257,6 +257,22 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	go func() { wg.Wait(); close(l.done) }()
 	return l, nil
+}
+
+// privateFile creates path (and restricts an existing one and its WAL
+// companions) to mode 0600.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("audit: restrict permissions of %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Record queues an event for writing. It never blocks: when the queue is

@@ -360,13 +360,18 @@ func BenchmarkWriteThroughput(b *testing.B) {
 }
 
 func TestDatabaseIsPrivate(t *testing.T) {
-	_, path := openTest(t, Options{})
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := st.Mode().Perm(); got != 0o600 {
-		t.Errorf("mode: got %v, want %v", got, os.FileMode(0o600))
+	l, path := openTest(t, Options{})
+	l.Record(ev(0, "10.0.0.1", "alice", "npm", "left-pad", "1.3.0", "artifact", Allow))
+	flush(t, l)
+	// The WAL holds the rows until a checkpoint: it must be as private.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s mode: got %v, want %v", filepath.Base(p), got, os.FileMode(0o600))
+		}
 	}
 }
 
