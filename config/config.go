@@ -336,8 +336,10 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Egress.InterceptHosts == nil {
 		// Composer dists are downloaded from GitHub's API hosts; decrypting
-		// them lets the pipeline judge dists attributed from metadata.
-		c.Egress.InterceptHosts = []string{"api.github.com", "codeload.github.com"}
+		// them lets the pipeline judge dists attributed from metadata. A
+		// refused dist makes Composer clone the source from github.com:
+		// decrypting it lets the pipeline refuse that fallback (mitm/gitsource.go).
+		c.Egress.InterceptHosts = []string{"api.github.com", "codeload.github.com", "github.com"}
 	}
 	if c.Cache == nil {
 		c.Cache = &Cache{}

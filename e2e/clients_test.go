@@ -27,6 +27,9 @@ type clientCase struct {
 	install func(t *testing.T, tg *target, dir string, lockYoung bool) (string, error)
 	// installed reports which version of left the install produced ("" = none).
 	installed func(t *testing.T, dir, out string) string
+	// lockRefusalSays, when set, must appear in the client's output when the
+	// lockfile install of the young version is refused.
+	lockRefusalSays string
 }
 
 // The Maven plugins (about a thousand files from Debian's repository) are
@@ -345,17 +348,27 @@ func clientCases() []clientCase {
 			},
 		},
 		{
-			name: "composer", bins: []string{"composer", "php"}, eco: "composer",
+			name: "composer", bins: []string{"composer", "php", "git"}, eco: "composer",
+			// Refused the dist, Composer clones the source: git must show
+			// that this, too, is refused.
+			lockRefusalSays: "remote error: cafilprox blocked composer package e2e/left@1.1.0",
 			project: func(t *testing.T, dir, pkg string, lock bool) {
 				name := map[string]string{"left": "e2e/left", "evil": "e2e/evil-pkg"}[pkg]
-				files := map[string]string{"composer.json": fmt.Sprintf(`{"name":"e2e/app","require":{%q:"^1.0"},"config":{"allow-plugins":false}}`, name)}
+				// github-protocols: only https, as CI runners should set it: a
+				// refused dist then cannot fall back to an SSH clone, which no
+				// HTTP proxy sees (README, Composer row).
+				files := map[string]string{"composer.json": fmt.Sprintf(`{"name":"e2e/app","require":{%q:"^1.0"},"config":{"allow-plugins":false,"github-protocols":["https"]}}`, name)}
 				if lock {
 					ref := fact("composer", "e2e/left@1.1.0:ref")
+					// The lockfile names the git source too, as Packagist's do:
+					// Composer clones it when the dist is refused.
+					source := map[string]any{"type": "git", "url": "https://github.com/e2e/left.git", "reference": fact("composer", "e2e/left@1.1.0:source")}
 					files["composer.lock"] = string(mustJSON(map[string]any{
 						"_readme": []string{"This file locks the dependencies of your project to a known state"}, "content-hash": "0",
 						"packages": []any{map[string]any{
 							"name": "e2e/left", "version": "1.1.0", "type": "library", "license": []string{"MIT"},
 							"dist":     map[string]any{"type": "zip", "url": "https://api.github.com/repos/e2e/left/zipball/" + ref, "reference": ref, "shasum": ""},
+							"source":   source,
 							"autoload": map[string]any{"psr-4": map[string]string{`E2e\Fake\`: "src/"}},
 							"time":     youngTime.Format("2006-01-02T15:04:05+00:00"),
 						}},

@@ -46,6 +46,7 @@ type fakeRegistry struct {
 	files     map[string]resource // by URL path (no query)
 	negotiate map[string]func(r *http.Request) (resource, bool)
 	fallback  func(r *http.Request) (resource, bool)
+	git       http.Handler // serves git smart HTTP (paths with ".git/") when set
 	facts     map[string]string // values the client drivers need (digests, refs)
 	srv       *http.Server
 	addr      string
@@ -112,9 +113,14 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.hits[r.URL.Path]++
+	git := f.git
 	res, ok := f.files[r.URL.Path]
 	fn := f.negotiate[r.URL.Path]
 	f.mu.Unlock()
+	if git != nil && strings.Contains(r.URL.Path, ".git/") {
+		git.ServeHTTP(w, r)
+		return
+	}
 	if fn != nil {
 		res, ok = fn(r)
 	} else if !ok && f.fallback != nil {

@@ -80,7 +80,7 @@ func setup() (*harness, error) {
 		return nil, err
 	}
 	fakes := []*fakeRegistry{newFakeNPM(hs.fakeCA), newFakePyPI(hs.fakeCA), goFake, newFakeCargo(hs.fakeCA),
-		newFakeRubyGems(hs.fakeCA, filepath.Join(root, "gems")), newFakeMaven(hs.fakeCA), newFakeComposer(hs.fakeCA)}
+		newFakeRubyGems(hs.fakeCA, filepath.Join(root, "gems")), newFakeMaven(hs.fakeCA), newFakeComposer(hs.fakeCA, filepath.Join(root, "git"))}
 	for _, f := range fakes {
 		if err := f.start(); err != nil {
 			return nil, err

@@ -97,6 +97,9 @@ func TestCafilprox(t *testing.T) {
 				if got := c.installed(t, dir, out); got == "1.1.0" {
 					t.Errorf("young version 1.1.0 was installed")
 				}
+				if c.lockRefusalSays != "" && !strings.Contains(out, c.lockRefusalSays) {
+					t.Errorf("client output lacks %q\n%s", c.lockRefusalSays, tail(out, 30))
+				}
 				t.Logf("client said:\n%s", tail(out, 12))
 			})
 			if !allowedOK {

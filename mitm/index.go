@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -165,4 +166,34 @@ func (p *Pipeline) attribute(ctx context.Context, u string) (classifiers.Request
 	req := classifiers.Request{Ecosystem: eco, Package: pkg, Version: version, Kind: classifiers.KindArtifact}
 	p.attrib.add(u, req)
 	return req, true
+}
+
+// githubDist matches the GitHub archive URLs Packagist lists as dists:
+// api.github.com/repos/OWNER/REPO/zipball/REF and
+// codeload.github.com/OWNER/REPO/legacy.zip/REF.
+var githubDist = regexp.MustCompile(`^https://(?:api\.github\.com/repos/([^/]+)/([^/]+)/zipball|codeload\.github\.com/([^/]+)/([^/]+)/legacy\.zip)/[^/]+$`)
+
+// attributeByGuess covers dists that no metadata served here named (a
+// Composer lockfile install fetches dists without metadata): most packages
+// are named like their GitHub repository, so the metadata of OWNER/REPO is
+// fetched and the URL attributed only if that metadata lists it.
+func (p *Pipeline) attributeByGuess(ctx context.Context, rt *routed) (classifiers.Request, bool) {
+	if h := rt.real.Host; h != "api.github.com" && h != "codeload.github.com" {
+		return classifiers.Request{}, false
+	}
+	m := githubDist.FindStringSubmatch(rt.real.String())
+	cl := p.Set.ForEcosystem(classifiers.Composer)
+	if m == nil || cl == nil || rt.offline {
+		return classifiers.Request{}, false
+	}
+	owner, repo := m[1]+m[3], m[2]+m[4]
+	sub := *rt
+	sub.class = cl
+	sub.req = classifiers.Request{Ecosystem: classifiers.Composer, Package: strings.ToLower(owner + "/" + repo), Kind: classifiers.KindMetadata}
+	md, err := p.facts(ctx, &sub)
+	if err != nil || md == nil {
+		return classifiers.Request{}, false
+	}
+	p.remember(&sub, md)
+	return p.attrib.lookup(rt.real.String())
 }

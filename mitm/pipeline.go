@@ -104,6 +104,7 @@ type Pipeline struct {
 	attrib    *attribution
 	memo      *ttlCache[*classifiers.Metadata] // parsed version facts
 	views     *ttlCache[*filtered]             // filtered metadata responses
+	sources   *ttlCache[refusedSource]         // source repositories of refused versions, per client
 }
 
 // Init prepares the pipeline; call once before serving.
@@ -121,6 +122,7 @@ func (p *Pipeline) Init() {
 	p.attrib = newAttribution(100_000)
 	p.memo = newTTLCache[*classifiers.Metadata](4096)
 	p.views = newTTLCache[*filtered](64 << 20)
+	p.sources = newTTLCache[refusedSource](100_000)
 	p.proxy = &httputil.ReverseProxy{
 		Transport:     p.transport,
 		FlushInterval: -1, // stream every chunk as it arrives
@@ -210,7 +212,12 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Downloads whose URL does not name package and version (Composer
 	// dists, CocoaPods sources) are attributed from metadata we served.
 	if rt.req.Kind != classifiers.KindArtifact {
-		if a, ok := p.attribute(r.Context(), real.String()); ok {
+		a, ok := p.attribute(r.Context(), real.String())
+		if !ok {
+			rt.upstream = p.Upstreams.Map(rt.req.Ecosystem, rt.real) // for the guess's fetches
+			a, ok = p.attributeByGuess(r.Context(), rt)
+		}
+		if ok {
 			rt.req = a
 			rt.class = p.Set.ForEcosystem(a.Ecosystem)
 		}
@@ -228,6 +235,9 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(withTarget(r.Context(), rt))
 
 	if p.refuseInternal(cw, r, rt) {
+		return
+	}
+	if p.refuseGuardedSource(cw, r, rt) {
 		return
 	}
 	if p.routeInternal(rt) {

@@ -86,6 +86,9 @@ func (p *Pipeline) serveVersion(w http.ResponseWriter, r *http.Request, rt *rout
 			d := pol.Decide(s)
 			rt.record(d)
 			if !d.Allow {
+				if rt.req.Kind == classifiers.KindArtifact {
+					p.guardSources(rt, facts, d)
+				}
 				p.deny(w, r, rt, d)
 				return
 			}
