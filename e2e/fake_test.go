@@ -46,7 +46,7 @@ type fakeRegistry struct {
 	files     map[string]resource // by URL path (no query)
 	negotiate map[string]func(r *http.Request) (resource, bool)
 	fallback  func(r *http.Request) (resource, bool)
-	git       http.Handler // serves git smart HTTP (paths with ".git/") when set
+	git       http.Handler      // serves git smart HTTP (paths with ".git/") when set
 	facts     map[string]string // values the client drivers need (digests, refs)
 	srv       *http.Server
 	addr      string
