@@ -13,6 +13,8 @@ command -v php >/dev/null 2>&1 || need_apt+=(php-cli)
 command -v composer >/dev/null 2>&1 || need_apt+=(composer)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# git (with git-http-backend) serves and clones the Composer fake's git source.
+command -v git >/dev/null 2>&1 || need_apt+=(git)
 # composer needs zip (and prefers curl) support in PHP; check the extensions themselves.
 if command -v php >/dev/null 2>&1; then
   php -m 2>/dev/null | grep -qi '^zip$' || need_apt+=(php-zip)
