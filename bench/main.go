@@ -114,6 +114,9 @@ type StreamRun struct {
 
 // WorkloadRun is one real-client run.
 type WorkloadRun struct {
+	// Network is "wan" when the registry answered after WANLatency, ""
+	// (LAN) when it answered at once.
+	Network string        `json:"network,omitempty"`
 	Peer    string        `json:"peer"`
 	Tool    string        `json:"tool"`  // npm | go
 	Phase   string        `json:"phase"` // cold | warm
@@ -126,6 +129,7 @@ type runFlags struct {
 	npmData, npmProject, goData, goProject string
 	peers, sizes, slowSizes                string
 	reps, conns, tunnelConns, workloadReps int
+	wanLatency                             time.Duration
 	duration                               time.Duration
 	skipMicro, skipWorkload                bool
 	profileDir                             string
@@ -154,6 +158,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&f.profileDir, "profile-dir", "", "with a pprof-enabled cafilprox build (bench/pprof_hook.go.txt), save CPU profiles of its hit and tunnel runs here")
 	fs.BoolVar(&f.skipMicro, "skip-micro", false, "skip hits/tunnels/streams")
 	fs.BoolVar(&f.skipWorkload, "skip-workload", false, "skip npm install / go mod download")
+	fs.DurationVar(&f.wanLatency, "wan-latency", 20*time.Millisecond, "also run the real-client workloads with every registry response delayed this long (a registry across a WAN); 0 = LAN only")
 	fs.Parse(args)
 	if f.cafilprox == "" {
 		return fmt.Errorf("bench: -cafilprox is required")
@@ -192,7 +197,7 @@ func runCmd(args []string) error {
 
 	res := &Results{Started: time.Now().UTC(), Machine: machineInfo(), Versions: versions(f), Skipped: map[string]string{},
 		Config: map[string]string{
-			"reps": fmt.Sprint(f.reps), "workload_reps": fmt.Sprint(f.workloadReps), "conns": fmt.Sprint(f.conns),
+			"reps": fmt.Sprint(f.reps), "workload_reps": fmt.Sprint(f.workloadReps), "wan_latency": f.wanLatency.String(), "conns": fmt.Sprint(f.conns),
 			"tunnel_conns": fmt.Sprint(f.tunnelConns), "duration": f.duration.String(), "sizes": f.sizes, "slow_sizes": f.slowSizes,
 		}}
 	all := map[string]peer{
@@ -313,10 +318,21 @@ func runCmd(args []string) error {
 		r.stop()
 		save()
 	}
-	if !f.skipWorkload {
+	networks := []string{""}
+	if f.wanLatency > 0 {
+		networks = append(networks, "wan")
+	}
+	for _, network := range networks {
+		if f.skipWorkload {
+			break
+		}
+		reg.setLatency(0)
+		if network == "wan" {
+			reg.setLatency(f.wanLatency)
+		}
 		for _, p := range peers {
 			for rep := range f.workloadReps {
-				logf("== %s: workloads rep %d", p.name, rep)
+				logf("== %s: workloads rep %d %s", p.name, rep, network)
 				r, _, err := startPeer(e, p, ca)
 				if err != nil {
 					res.Skipped[p.name+" workload"] = "failed to start: " + err.Error()
@@ -328,21 +344,21 @@ func runCmd(args []string) error {
 						prof := profile(e, p, rep, f.profileDir, "npm-"+phase, 8*time.Second)
 						d, err := npmInstall(e, p, r, f.npmProject)
 						prof()
-						w := WorkloadRun{Peer: p.name, Tool: "npm", Phase: phase, Elapsed: d}
+						w := WorkloadRun{Network: network, Peer: p.name, Tool: "npm", Phase: phase, Elapsed: d}
 						if err != nil {
 							w.Err = err.Error()
 						}
 						res.Workload = append(res.Workload, w)
-						logf("npm install %s %s: %v %s", p.name, phase, d, w.Err)
+						logf("npm install %s %s %s: %v %s", p.name, phase, network, d, w.Err)
 					}
 					if f.goProject != "" && !p.npmOnly {
 						d, err := goModDownload(e, p, r, f.goProject)
-						w := WorkloadRun{Peer: p.name, Tool: "go", Phase: phase, Elapsed: d}
+						w := WorkloadRun{Network: network, Peer: p.name, Tool: "go", Phase: phase, Elapsed: d}
 						if err != nil {
 							w.Err = err.Error()
 						}
 						res.Workload = append(res.Workload, w)
-						logf("go mod download %s %s: %v %s", p.name, phase, d, w.Err)
+						logf("go mod download %s %s %s: %v %s", p.name, phase, network, d, w.Err)
 					}
 				}
 				r.stop()

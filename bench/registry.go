@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -115,7 +116,12 @@ type registry struct {
 
 	mu      sync.Mutex
 	fetches map[string]int // GETs per synthetic artifact path: shows whether a "warm" download reached upstream
+
+	latency atomic.Int64 // nanoseconds every response waits: a registry across a WAN
 }
+
+// setLatency delays every later response by d.
+func (r *registry) setLatency(d time.Duration) { r.latency.Store(int64(d)) }
 
 // artifactFetches is how many times path was fetched from the registry.
 func (r *registry) artifactFetches(path string) int {
@@ -227,6 +233,9 @@ func artPackument(name string, dig [2]string) []byte {
 // back at this server (Verdaccio fetches tarballs from the URL in the
 // document, which must not be the real registry).
 func (r *registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if d := time.Duration(r.latency.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	p := req.URL.Path
 	rewriteTo := ""
 	if rest, ok := strings.CutPrefix(p, "/verdaccio/"); ok {
