@@ -150,10 +150,10 @@ func (a *attribution) lookup(u string) (classifiers.Request, bool) {
 }
 
 // attribute finds the package version a download URL belongs to: in memory
-// first, then in the durable index (after a restart, or once the LRU let
-// the URL go).
-func (p *Pipeline) attribute(ctx context.Context, u string) (classifiers.Request, bool) {
-	if req, ok := p.attrib.lookup(u); ok || p.Downloads == nil {
+// first, then, when durable, in the durable index (after a restart, or once
+// the LRU let the URL go).
+func (p *Pipeline) attribute(ctx context.Context, u string, durable bool) (classifiers.Request, bool) {
+	if req, ok := p.attrib.lookup(u); ok || !durable || p.Downloads == nil {
 		return req, ok
 	}
 	eco, pkg, version, ok, err := p.Downloads.Download(ctx, normalizeURL(u))

@@ -211,8 +211,11 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Downloads whose URL does not name package and version (Composer
 	// dists, CocoaPods sources) are attributed from metadata we served.
-	if rt.req.Kind != classifiers.KindArtifact {
-		a, ok := p.attribute(r.Context(), real.String())
+	// They are never metadata, and live on hosts no classifier claims or
+	// on those ecosystems' own hosts: only those reach the durable index.
+	if rt.req.Kind != classifiers.KindArtifact && rt.req.Kind != classifiers.KindMetadata {
+		durable := rt.class == nil || rt.req.Ecosystem == classifiers.Composer || rt.req.Ecosystem == classifiers.CocoaPods
+		a, ok := p.attribute(r.Context(), real.String(), durable)
 		if !ok {
 			rt.upstream = p.Upstreams.Map(rt.req.Ecosystem, rt.real) // for the guess's fetches
 			a, ok = p.attributeByGuess(r.Context(), rt)
