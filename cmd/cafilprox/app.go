@@ -229,7 +229,10 @@ func newApp(cfg *config.Config, authority *ca.CA, logger *slog.Logger) (*app, er
 	})
 	a.front = limit(a.server)
 
-	token := cfg.Admin.Token
+	token, err := ensureAdminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a.admin = admin.Handler(admin.Deps{
 		Token:        token,
 		CAPEM:        authority.PEM,

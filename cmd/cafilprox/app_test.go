@@ -354,3 +354,53 @@ func TestFeedRefreshPurgesNewlyFlaggedVersions(t *testing.T) {
 		t.Errorf("flagged tarball: %d %q, want a 403 naming MAL-2026-0042", code, body)
 	}
 }
+
+// Without a configured token the admin API is still closed: Cafilprox
+// generates one (0600, in data_dir) that the local CLI presents.
+func TestGeneratedAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "cafilprox.hcl")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir = %q\n", filepath.Join(dir, "data"))), 0o644)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, _, err := ca.LoadOrCreate(caDir(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, authority, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	st, err := os.Stat(adminTokenPath(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", st.Mode().Perm())
+	}
+	tok := adminTokenFor(cfg)
+	if len(tok) != 64 {
+		t.Fatalf("generated token %q, want 64 hex digits", tok)
+	}
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {tok, http.StatusOK}} {
+		req := httptest.NewRequest("GET", "/api/cache/stats", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		w := httptest.NewRecorder()
+		a.admin.ServeHTTP(w, req)
+		if w.Code != c.want {
+			t.Errorf("token %q: got %d, want %d (%s)", c.token, w.Code, c.want, w.Body.String())
+		}
+	}
+	// A restart keeps the token.
+	if again, err := ensureAdminToken(cfg); err != nil || again != tok {
+		t.Errorf("second start: token %q, %v; want the first one", again, err)
+	}
+}

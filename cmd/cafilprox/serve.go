@@ -142,6 +142,10 @@ func printBanner(w io.Writer, cfg *config.Config, proxyAddr, adminAddr string, c
 	fmt.Fprintf(w, "  point this shell's clients at it:   eval \"$(cafilprox env%s)\"\n", configFlag(cfg))
 	fmt.Fprintf(w, "  CA certificate for other machines:  curl -o cafilprox-ca.pem http://%s/ca.pem\n", adminAddr)
 	fmt.Fprintf(w, "  or trust %s/%s in your OS store (see certs/README.md)\n", dir, ca.CertFile)
+	if cfg.Admin.Token == "" {
+		tok, _ := filepath.Abs(adminTokenPath(cfg))
+		fmt.Fprintf(w, "  admin API (/api/...) bearer token:  in %s (used by this CLI)\n", tok)
+	}
 }
 
 func configFlag(cfg *config.Config) string {

@@ -41,7 +41,7 @@ func adminCall(cfg *config.Config, method, path string, body any, out any) (ok b
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+cfg.Admin.Token)
+	req.Header.Set("Authorization", "Bearer "+adminTokenFor(cfg))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
