@@ -201,20 +201,37 @@ func (c *Cache) download(ctx context.Context, fl *flight, f Fetch, exp expect, r
 	path := fl.file.Name()
 	defer os.Remove(path) // no-op once the store has moved it
 
+	// Digests are computed by a second goroutine from chunks already on
+	// disk: readers wait only for the spool, and the digests matter only
+	// at the end (hashing twice is most of a download's CPU).
 	hs := newHashes(exp)
-	buf := make([]byte, 64<<10)
+	const chunks = 4
+	free, full, hashed := make(chan []byte, chunks), make(chan []byte, chunks), make(chan struct{})
+	for range chunks {
+		free <- make([]byte, 64<<10)
+	}
+	go func() {
+		defer close(hashed)
+		for b := range full {
+			hs.write(b)
+			free <- b[:cap(b)]
+		}
+	}()
 	var n int64
 	var err error
 	for {
+		buf := <-free
 		k, rerr := resp.Body.Read(buf)
 		if k > 0 {
-			hs.write(buf[:k])
 			if _, werr := fl.file.Write(buf[:k]); werr != nil {
 				err = fmt.Errorf("cache: spool: %w", werr)
 				break
 			}
 			n += int64(k)
 			fl.progress(n, false, nil)
+			full <- buf[:k]
+		} else {
+			free <- buf
 		}
 		if rerr == io.EOF {
 			break
@@ -224,6 +241,8 @@ func (c *Cache) download(ctx context.Context, fl *flight, f Fetch, exp expect, r
 			break
 		}
 	}
+	close(full)
+	<-hashed
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("cache: upstream body: got %d bytes, want %d: %w", n, resp.ContentLength, io.ErrUnexpectedEOF)
 	}
