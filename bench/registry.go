@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -115,7 +116,8 @@ type registry struct {
 	start  time.Time
 
 	mu      sync.Mutex
-	fetches map[string]int // GETs per synthetic artifact path: shows whether a "warm" download reached upstream
+	fetches map[string]int    // GETs per synthetic artifact path: shows whether a "warm" download reached upstream
+	gz      map[string][]byte // compressed packuments
 
 	latency atomic.Int64 // nanoseconds every response waits: a registry across a WAN
 }
@@ -131,7 +133,7 @@ func (r *registry) artifactFetches(path string) int {
 }
 
 func newRegistry(npmDir, goDir string) *registry {
-	r := &registry{npmDir: npmDir, goDir: goDir, meta: map[string][]byte{}, start: time.Now().Add(-48 * time.Hour), fetches: map[string]int{}}
+	r := &registry{npmDir: npmDir, goDir: goDir, meta: map[string][]byte{}, start: time.Now().Add(-48 * time.Hour), fetches: map[string]int{}, gz: map[string][]byte{}}
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	r.block = make([]byte, 1<<20)
 	for i := range r.block {
@@ -272,12 +274,37 @@ func (r *registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("ETag", fmt.Sprintf(`"%x-%d"`, len(body), r.start.Unix()))
+	h.Set("Vary", "Accept-Encoding")
+	etag := fmt.Sprintf(`"%x-%d`, len(body), r.start.Unix())
+	if strings.Contains(req.Header.Get("Accept-Encoding"), "gzip") {
+		// As registry.npmjs.org does: packuments go out compressed to
+		// clients that accept it (npm does), so "direct" pays for
+		// decompression like every proxied client.
+		body = r.gzipped(rewriteTo+name, body)
+		h.Set("Content-Encoding", "gzip")
+		etag += "-gz"
+	}
+	h.Set("ETag", etag+`"`)
 	h.Set("Last-Modified", r.start.UTC().Format(http.TimeFormat))
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if req.Method != http.MethodHead {
 		w.Write(body)
 	}
+}
+
+// gzipped returns body gzip-compressed, compressing each document once.
+func (r *registry) gzipped(key string, body []byte) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.gz[key]; ok {
+		return b
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(body)
+	zw.Close()
+	r.gz[key] = buf.Bytes()
+	return buf.Bytes()
 }
 
 // metaFile is the file name of a recorded packument ("@scope/x" → "@scope%2fx.json").

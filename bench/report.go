@@ -358,7 +358,8 @@ func methodText(r *Results) string {
   synthetic npm packuments (2 KB–10 MB, real structure), synthetic artifacts of 10 KB–1 GB generated on
   the fly (never committed), the recorded packuments and tarballs of a real 230-package npm tree, and
   recorded Go module files. It sends the registries' cache headers (packuments `+"`max-age=300`"+`,
-  tarballs immutable).
+  tarballs immutable) and, like registry.npmjs.org, gzip-encodes packuments for clients that accept
+  it (npm and the Go load generator do).
 - **direct**: the client dials the fake registry itself (no proxy).
 - **cafilprox**: `+"`cafilprox serve`"+` with `+"`ecosystem \"npm\"`"+`/`+"`\"go\"`"+` upstreams pointed at the fake registry,
   `+"`upstream_ca_file`"+` = its CA, default cache, policy and audit; the per-client rate limit is disabled
