@@ -151,7 +151,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&f.sizes, "sizes", "10k,1m,100m,1g", "artifact sizes for fast peers")
 	fs.StringVar(&f.slowSizes, "slow-sizes", "10k,1m,100m", "artifact sizes for mitmproxy and Verdaccio")
 	fs.IntVar(&f.reps, "reps", 3, "repetitions of each micro measurement")
-	fs.IntVar(&f.workloadReps, "workload-reps", 2, "repetitions of each real-client workload")
+	fs.IntVar(&f.workloadReps, "workload-reps", 3, "repetitions of each real-client workload")
 	fs.IntVar(&f.conns, "conns", 16, "connections for the hit throughput load")
 	fs.IntVar(&f.tunnelConns, "tunnel-conns", 8, "concurrent clients opening tunnels")
 	fs.DurationVar(&f.duration, "duration", 5*time.Second, "duration of each load phase")
