@@ -285,6 +285,14 @@ type LatestBuilder interface {
 	BuildLatest(req Request, md *Metadata, keep func(version string) bool) ([]byte, error)
 }
 
+// FactsElsewhere is implemented by classifiers some of whose metadata
+// representations carry no publish times (npm abbreviated documents, the
+// PyPI simple HTML page): the pipeline then fetches the facts alongside the
+// document instead of after it, saving a round trip on a cold cache.
+type FactsElsewhere interface {
+	FactsElsewhere(req Request) bool
+}
+
 // ErrNoAllowedVersion is returned when a filter leaves no version at all
 // where the format cannot express an empty list.
 var ErrNoAllowedVersion = errors.New("no version allowed by policy")

@@ -153,6 +153,12 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 			wholeDenied = true
 		}
 	}
+	var early <-chan factsResult
+	if pol != nil && !wholeDenied && rt.req.Package != "" && pol.NeedsFacts(rt.req.Ecosystem) {
+		if fe, ok := rt.class.(classifiers.FactsElsewhere); ok && fe.FactsElsewhere(rt.req) {
+			early = p.factsAsync(ctx, rt)
+		}
+	}
 	key := cache.Key(rt.req.Ecosystem, rt.req.Package, "", rt.req.Variant, rt.real.String())
 	doc, err := p.getDocument(ctx, rt, key, rt.upstream, r.Header)
 	if err != nil {
@@ -201,7 +207,14 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 		return f, nil
 	}
 	if pol.NeedsFacts(rt.req.Ecosystem) && lacksFacts(md) {
-		facts, err := p.facts(ctx, rt)
+		var facts *classifiers.Metadata
+		if early != nil {
+			res := <-early
+			facts, err = res.md, res.err
+			rt.ev.UpstreamDuration += res.upstream
+		} else {
+			facts, err = p.facts(ctx, rt)
+		}
 		if err != nil {
 			p.Logger.Warn("version facts unavailable; judging without them", "request_id", rt.id, "package", rt.req.Package, "err", err)
 		} else {
@@ -265,6 +278,26 @@ func (p *Pipeline) filterMetadata(ctx context.Context, rt *routed, r *http.Reque
 	}
 	f.body = out
 	return f, nil
+}
+
+// factsResult is a facts lookup run alongside the document fetch.
+type factsResult struct {
+	md       *classifiers.Metadata
+	err      error
+	upstream time.Duration
+}
+
+// factsAsync looks up the package's facts in the background; the result
+// arrives on the (buffered) channel whether or not anyone reads it.
+func (p *Pipeline) factsAsync(ctx context.Context, rt *routed) <-chan factsResult {
+	out := make(chan factsResult, 1)
+	sub := *rt
+	sub.ev = &Event{} // its own timings: rt.ev belongs to the request's goroutine
+	go func() {
+		md, err := p.facts(ctx, &sub)
+		out <- factsResult{md: md, err: err, upstream: sub.ev.UpstreamDuration}
+	}()
+	return out
 }
 
 // keeper returns the per-version decision for filtering, with first-seen

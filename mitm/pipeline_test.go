@@ -63,6 +63,11 @@ func newFakeNPM(t *testing.T) *fakeNPM {
  "2.0.0":{"name":"demo","version":"2.0.0","dist":{"tarball":"https://registry.npmjs.org/demo/-/demo-2.0.0.tgz","integrity":%q}}},
 "time":{"created":%q,"modified":%q,"1.0.0":%q,"2.0.0":%q}}`,
 		readme, sri(f.tarballs["1.0.0"]), sri(f.tarballs["2.0.0"]), old, young, old, young)
+	abbreviated := fmt.Sprintf(`{"name":"demo","modified":%q,"dist-tags":{"latest":"2.0.0"},
+"versions":{
+ "1.0.0":{"name":"demo","version":"1.0.0","dist":{"tarball":"https://registry.npmjs.org/demo/-/demo-1.0.0.tgz","integrity":%q}},
+ "2.0.0":{"name":"demo","version":"2.0.0","dist":{"tarball":"https://registry.npmjs.org/demo/-/demo-2.0.0.tgz","integrity":%q}}}}`,
+		young, sri(f.tarballs["1.0.0"]), sri(f.tarballs["2.0.0"]))
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _ := f.hits.LoadOrStore(r.URL.Path, new(atomic.Int32))
 		v.(*atomic.Int32).Add(1)
@@ -70,6 +75,11 @@ func newFakeNPM(t *testing.T) *fakeNPM {
 		case "/demo":
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("ETag", `"upstream-etag"`)
+			if strings.Contains(r.Header.Get("Accept"), "application/vnd.npm.install-v1+json") {
+				// The abbreviated form, as the registry sends it: no times.
+				io.WriteString(w, abbreviated)
+				return
+			}
 			io.WriteString(w, packument)
 		case "/evil":
 			w.Header().Set("Content-Type", "application/json")
@@ -344,5 +354,32 @@ func TestIdleBodyCancelsStalledDownload(t *testing.T) {
 	}
 	if _, err := b.Read(buf); err == nil {
 		t.Error("read after idle cancel: got nil error")
+	}
+}
+
+// An abbreviated packument has no publish times: they come from the full
+// document, fetched alongside it, and the young version is still hidden.
+func TestPipelineFiltersAbbreviatedMetadata(t *testing.T) {
+	h := newPipelineHarness(t)
+	req, _ := http.NewRequest("GET", "https://registry.npmjs.org/demo", nil)
+	req.Header.Set("Accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var doc struct {
+		DistTags map[string]string          `json:"dist-tags"`
+		Versions map[string]json.RawMessage `json:"versions"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("%d %s: %v", resp.StatusCode, body, err)
+	}
+	if _, ok := doc.Versions["2.0.0"]; ok || len(doc.Versions) != 1 || doc.DistTags["latest"] != "1.0.0" {
+		t.Errorf("abbreviated: versions %v, latest %q; want only 1.0.0", doc.Versions, doc.DistTags["latest"])
+	}
+	if strings.Contains(string(body), "readme") {
+		t.Error("the full document was served instead of the abbreviated one")
 	}
 }

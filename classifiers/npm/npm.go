@@ -50,6 +50,11 @@ func New() *Classifier { return &Classifier{} }
 // Ecosystem returns "npm".
 func (*Classifier) Ecosystem() string { return classifiers.NPM }
 
+// FactsElsewhere: abbreviated documents carry no publish times.
+func (*Classifier) FactsElsewhere(req classifiers.Request) bool {
+	return req.Variant == VariantAbbreviated
+}
+
 // DefaultHosts lists the public npm registry hosts.
 func (*Classifier) DefaultHosts() []string {
 	return []string{"registry.npmjs.org", "registry.yarnpkg.com"}

@@ -44,6 +44,11 @@ func New() *Classifier { return &Classifier{} }
 // Ecosystem returns "pypi".
 func (*Classifier) Ecosystem() string { return classifiers.PyPI }
 
+// FactsElsewhere: the simple HTML page carries no upload times.
+func (*Classifier) FactsElsewhere(req classifiers.Request) bool {
+	return req.Variant == VariantHTML
+}
+
 // DefaultHosts lists the index and the file host.
 func (*Classifier) DefaultHosts() []string {
 	return []string{"pypi.org", "files.pythonhosted.org"}
