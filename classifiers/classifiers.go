@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -241,6 +242,19 @@ func (s *Set) ForHost(host string) Classifier {
 // ForEcosystem returns the classifier of an ecosystem, or nil.
 func (s *Set) ForEcosystem(eco string) Classifier { return s.byEco[eco] }
 
+// GuessPackage asks the classifiers that can (DownloadGuesser) which
+// package a download URL probably belongs to.
+func (s *Set) GuessPackage(u *url.URL) (Classifier, string, bool) {
+	for _, c := range s.byEco {
+		if g, ok := c.(DownloadGuesser); ok {
+			if pkg, ok := g.GuessPackage(u); ok {
+				return c, pkg, true
+			}
+		}
+	}
+	return nil, "", false
+}
+
 // Hosts lists every claimed host, sorted.
 func (s *Set) Hosts() []string {
 	hs := make([]string, 0, len(s.byHost))
@@ -283,6 +297,14 @@ func HostOnly(host string) string {
 // the newest version that keep allows, built from the package facts.
 type LatestBuilder interface {
 	BuildLatest(req Request, md *Metadata, keep func(version string) bool) ([]byte, error)
+}
+
+// DownloadGuesser is implemented by classifiers whose downloads live on
+// other hosts under URLs that name no package (Composer's GitHub dists).
+// GuessPackage names the package whose metadata probably lists u; the
+// pipeline attributes u only if that metadata does list it.
+type DownloadGuesser interface {
+	GuessPackage(u *url.URL) (pkg string, ok bool)
 }
 
 // FactsElsewhere is implemented by classifiers some of whose metadata

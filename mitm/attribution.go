@@ -3,7 +3,6 @@ package mitm
 import (
 	"container/list"
 	"context"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -90,28 +89,21 @@ func (p *Pipeline) attribute(ctx context.Context, u string, durable bool) (class
 	return req, true
 }
 
-// githubDist matches the GitHub archive URLs Packagist lists as dists:
-// api.github.com/repos/OWNER/REPO/zipball/REF and
-// codeload.github.com/OWNER/REPO/legacy.zip/REF.
-var githubDist = regexp.MustCompile(`^https://(?:api\.github\.com/repos/([^/]+)/([^/]+)/zipball|codeload\.github\.com/([^/]+)/([^/]+)/legacy\.zip)/[^/]+$`)
-
 // attributeByGuess covers dists that no metadata served here named (a
-// Composer lockfile install fetches dists without metadata): most packages
-// are named like their GitHub repository, so the metadata of OWNER/REPO is
-// fetched and the URL attributed only if that metadata lists it.
+// Composer lockfile install fetches dists without metadata): a classifier
+// guesses the package, its metadata is fetched, and the URL is attributed
+// only if that metadata lists it.
 func (p *Pipeline) attributeByGuess(ctx context.Context, rt *routed) (classifiers.Request, bool) {
-	if h := rt.real.Host; h != "api.github.com" && h != "codeload.github.com" {
+	if rt.offline {
 		return classifiers.Request{}, false
 	}
-	m := githubDist.FindStringSubmatch(rt.real.String())
-	cl := p.Set.ForEcosystem(classifiers.Composer)
-	if m == nil || cl == nil || rt.offline {
+	cl, pkg, ok := p.Set.GuessPackage(rt.real)
+	if !ok {
 		return classifiers.Request{}, false
 	}
-	owner, repo := m[1]+m[3], m[2]+m[4]
 	sub := *rt
 	sub.class = cl
-	sub.req = classifiers.Request{Ecosystem: classifiers.Composer, Package: strings.ToLower(owner + "/" + repo), Kind: classifiers.KindMetadata}
+	sub.req = classifiers.Request{Ecosystem: cl.Ecosystem(), Package: pkg, Kind: classifiers.KindMetadata}
 	md, err := p.facts(ctx, &sub)
 	if err != nil || md == nil {
 		return classifiers.Request{}, false

@@ -33,8 +33,9 @@ func (p *Pipeline) guardSources(rt *routed, facts *classifiers.Version, d rules.
 	if facts == nil || rt.client.IP == nil {
 		return
 	}
+	self := rt.real.String()
 	for _, u := range facts.ArtifactURLs {
-		if key, ok := repoKey(u); ok && u != rt.real.String() {
+		if key, ok := repoKey(u); ok && u != self {
 			p.sources.put(rt.client.IP.String()+"\x00"+key, refusedSource{req: rt.req, d: d}, 1, time.Now().Add(sourceGuardTTL))
 		}
 	}

@@ -217,7 +217,6 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		durable := rt.class == nil || rt.req.Ecosystem == classifiers.Composer || rt.req.Ecosystem == classifiers.CocoaPods
 		a, ok := p.attribute(r.Context(), real.String(), durable)
 		if !ok {
-			rt.upstream = p.Upstreams.Map(rt.req.Ecosystem, rt.real) // for the guess's fetches
 			a, ok = p.attributeByGuess(r.Context(), rt)
 		}
 		if ok {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -50,6 +51,25 @@ func (*Classifier) Ecosystem() string { return classifiers.Composer }
 // DefaultHosts lists the Packagist hosts.
 func (*Classifier) DefaultHosts() []string {
 	return []string{"repo.packagist.org", "packagist.org"}
+}
+
+// githubDist matches the GitHub archive URLs Packagist lists as dists:
+// api.github.com/repos/OWNER/REPO/zipball/REF and
+// codeload.github.com/OWNER/REPO/legacy.zip/REF.
+var githubDist = regexp.MustCompile(`^(?:/repos/([^/]+)/([^/]+)/zipball|/([^/]+)/([^/]+)/legacy\.zip)/[^/]+$`)
+
+// GuessPackage names the package a GitHub dist most likely belongs to:
+// most packages are named like their repository (OWNER/REPO → owner/repo).
+func (*Classifier) GuessPackage(u *url.URL) (string, bool) {
+	h := strings.ToLower(u.Hostname())
+	if h != "api.github.com" && h != "codeload.github.com" {
+		return "", false
+	}
+	m := githubDist.FindStringSubmatch(u.Path)
+	if m == nil || (h == "api.github.com") != (m[1] != "") {
+		return "", false
+	}
+	return strings.ToLower(m[1] + m[3] + "/" + m[2] + m[4]), true
 }
 
 // Classify recognises /p2/<vendor>/<name>.json (and ~dev.json) and the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -436,5 +437,22 @@ func TestMinifyExpandUnset(t *testing.T) {
 	}
 	if got := expand(m); !reflect.DeepEqual(got, vs) {
 		t.Errorf("got %v, want %v", got, vs)
+	}
+}
+
+func TestGuessPackage(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://api.github.com/repos/Drewm/MailChimp-API/zipball/c6cdfab4": "drewm/mailchimp-api",
+		"https://codeload.github.com/symfony/console/legacy.zip/abc":        "symfony/console",
+		"https://api.github.com/symfony/console/legacy.zip/abc":             "",
+		"https://codeload.github.com/repos/a/b/zipball/abc":                 "",
+		"https://api.github.com/repos/a/b/zipball/abc/extra":                "",
+		"https://example.org/repos/a/b/zipball/abc":                         "",
+	} {
+		u, _ := url.Parse(raw)
+		got, ok := New().GuessPackage(u)
+		if got != want || ok != (want != "") {
+			t.Errorf("GuessPackage(%s) = %q, %v; want %q", raw, got, ok, want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -74,18 +75,7 @@ ecosystem "npm" {
 	if err := os.WriteFile(cfgPath, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority, _, err := ca.LoadOrCreate(caDir(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, authority, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, authority := loadApp(t, cfgPath)
 	front := httptest.NewServer(a.front)
 	admin := httptest.NewServer(a.admin)
 	t.Cleanup(func() {
@@ -99,6 +89,24 @@ ecosystem "npm" {
 	pool.AddCert(authority.Cert)
 	return &appHarness{app: a, cfg: cfgPath, admin: admin, client: &http.Client{Transport: &http.Transport{
 		Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+}
+
+// loadApp wires the app from a configuration file, as `serve` does.
+func loadApp(t *testing.T, cfgPath string) (*app, *ca.CA) {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, _, err := ca.LoadOrCreate(caDir(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(cfg, authority, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, authority
 }
 
 func (h *appHarness) get(t *testing.T, u string) (int, string) {
@@ -359,21 +367,15 @@ func TestFeedRefreshPurgesNewlyFlaggedVersions(t *testing.T) {
 // generates one (0600, in data_dir) that the local CLI presents.
 func TestGeneratedAdminToken(t *testing.T) {
 	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := filepath.Join(dir, "cafilprox.hcl")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir = %q\n", filepath.Join(dir, "data"))), 0o644)
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority, _, err := ca.LoadOrCreate(caDir(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := newApp(cfg, authority, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir = %q\nadmin_listen = %q\n", filepath.Join(dir, "data"), ln.Addr().String())), 0o644)
+	a, _ := loadApp(t, cfgPath)
 	defer a.close()
+	cfg := a.cfg
 	st, err := os.Stat(adminTokenPath(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -398,6 +400,15 @@ func TestGeneratedAdminToken(t *testing.T) {
 		if w.Code != c.want {
 			t.Errorf("token %q: got %d, want %d (%s)", c.token, w.Code, c.want, w.Body.String())
 		}
+	}
+	// The CLI on the same machine reads the token and gets the live
+	// counters (without it, the API answers 401 and the command fails).
+	srv := &http.Server{Handler: a.admin}
+	go srv.Serve(ln)
+	defer srv.Close()
+	var out, errOut strings.Builder
+	if code := run([]string{"cache", "stats", "--config", cfgPath}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "hit ratio: 0.0%") {
+		t.Errorf("cache stats: exit %d, output %q %q", code, out.String(), errOut.String())
 	}
 	// A restart keeps the token.
 	if again, err := ensureAdminToken(cfg); err != nil || again != tok {
